@@ -1,0 +1,121 @@
+// The validated, defaulted settings of one stack (one cluster). Everything downstream (Corefile,
+// Kubernetes objects, node scripts, the component) reads these types, never raw config.
+
+export type KubeProxyMode = "ipvs";
+export type KubeletFormat = "auto" | "env-file" | "config-file";
+
+/** Stands in for a secret value wherever the secret itself is not available (render). */
+export const SECRET_PLACEHOLDER = "[secret]";
+
+export interface CacheSettings {
+  /** Cluster-domain zone: `cache { success <successSize> <successTtl> }`. */
+  successSize: number;
+  successTtl: number;
+  /** Cluster-domain zone: `cache { denial <denialSize> <denialTtl> }`. */
+  denialSize: number;
+  denialTtl: number;
+  /** The other zones: `cache <ttl>`. */
+  ttl: number;
+}
+
+export interface ResourceRequirements {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+export interface KubeletFile {
+  format: KubeletFormat;
+  /** Overrides the well-known location(s) for the format. */
+  path?: string;
+}
+
+export interface SshProxy {
+  host: string;
+  port: number;
+  user: string;
+  privateKey?: string;
+  hostKey?: string;
+}
+
+/** One node after the `ssh` and `kubelet` defaults are applied. */
+export interface NodeSettings {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  /** Secret: never rendered, logged or put in command text. */
+  privateKey?: string;
+  hostKey?: string;
+  proxy?: SshProxy;
+  /** Wrap the node script in `sudo -n` (only when user is not root). */
+  sudo: boolean;
+  kubelet: KubeletFile;
+}
+
+export interface RolloutSettings {
+  /** Nodes switched at once; batch k+1 starts only after batch k succeeded. */
+  batchSize: number;
+  /** How long a node waits for its cache to answer before giving up, changing nothing. */
+  readyTimeoutSeconds: number;
+  /** How long a node waits for `systemctl is-active kubelet` after a restart. */
+  kubeletTimeoutSeconds: number;
+}
+
+export interface Settings {
+  /** Absent: read from Service kube-system/<dnsServiceName> at program time. */
+  clusterDnsIp?: string;
+  dnsServiceName: string;
+  localDnsIp: string;
+  clusterDomain: string;
+  kubeProxyMode: KubeProxyMode;
+  image: string;
+  cache: CacheSettings;
+  healthPort: number;
+  metricsPort: number;
+  resources: ResourceRequirements;
+  priorityClassName: string;
+  tolerations: Toleration[];
+  nodeSelector: Record<string, string>;
+  nodes: NodeSettings[];
+  rollout: RolloutSettings;
+  /** The one directory on each node that holds all node-side state. */
+  stateDir: string;
+}
+
+/** Settings once the kube-dns ClusterIP is known (from config or from the cluster). */
+export type ResolvedSettings = Settings & { clusterDnsIp: string };
+
+export const NAMESPACE = "kube-system";
+export const APP_NAME = "node-local-dns";
+export const UPSTREAM_SERVICE_NAME = "kube-dns-upstream";
+
+export const DEFAULTS = {
+  dnsServiceName: "kube-dns",
+  localDnsIp: "169.254.20.10",
+  clusterDomain: "cluster.local",
+  kubeProxyMode: "ipvs" as KubeProxyMode,
+  image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.4",
+  cache: { successSize: 9984, successTtl: 30, denialSize: 9984, denialTtl: 5, ttl: 30 },
+  healthPort: 8080,
+  metricsPort: 9253,
+  resources: { requests: { cpu: "25m", memory: "5Mi" } },
+  priorityClassName: "system-node-critical",
+  tolerations: [
+    { key: "CriticalAddonsOnly", operator: "Exists" },
+    { effect: "NoExecute", operator: "Exists" },
+    { effect: "NoSchedule", operator: "Exists" },
+  ] as Toleration[],
+  nodeSelector: {} as Record<string, string>,
+  ssh: { user: "root", port: 22, sudo: true },
+  kubelet: { format: "auto" as KubeletFormat },
+  rollout: { batchSize: 5, readyTimeoutSeconds: 120, kubeletTimeoutSeconds: 60 },
+  stateDir: "/var/lib/nodelocaldns",
+} as const;
