@@ -1,0 +1,241 @@
+// The Kubernetes objects of NodeLocal DNSCache in IPVS mode, as plain JSON data: the same objects
+// are handed to Pulumi resources and serialized by the offline `render` command, so they hold no
+// `undefined` anywhere (absent keys are omitted) and share no object with the settings.
+//
+// Shapes follow the upstream addon (cluster/addons/dns/nodelocaldns/nodelocaldns.yaml); IPVS
+// differences: `-localip` holds only the link-local IP, and the Corefile is fully rendered except
+// for `__PILLAR__UPSTREAM__SERVERS__`.
+
+import { renderCorefile } from "./corefile";
+import {
+  APP_NAME,
+  NAMESPACE,
+  ResolvedSettings,
+  ResourceRequirements,
+  Toleration,
+  UPSTREAM_SERVICE_NAME,
+} from "./settings";
+
+export interface KubernetesObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  [field: string]: unknown;
+}
+
+export interface KubernetesObjects {
+  serviceAccount: KubernetesObject;
+  /** `kube-dns-upstream`: node-cache reads its ClusterIP from the env var injected at pod start. */
+  upstreamService: KubernetesObject;
+  configMap: KubernetesObject;
+  daemonSet: KubernetesObject;
+  /** Headless `node-local-dns` Service exposing the metrics port. */
+  metricsService: KubernetesObject;
+  /** Apply order: the DaemonSet comes after the kube-dns-upstream Service and the ConfigMap. */
+  all: KubernetesObject[];
+}
+
+/** Where node-cache writes the Corefile it generates from Corefile.base. */
+export const COREFILE_PATH = "/etc/Corefile";
+/** Inside the container; tells node-cache that CoreDNS is up so it sets up iptables at once. */
+export const PIDFILE_PATH = "/tmp/node-cache.pid";
+export const CONTAINER_NAME = "node-cache";
+
+const CLUSTER_SERVICE_LABEL = { "kubernetes.io/cluster-service": "true" };
+const RECONCILE_LABEL = { "addonmanager.kubernetes.io/mode": "Reconcile" };
+const APP_LABELS = { "k8s-app": APP_NAME };
+
+/** The container args. `-localip` holds exactly one address: a comma crashes node-cache. */
+export function nodeCacheArgs(s: ResolvedSettings): string[] {
+  return [
+    "-localip",
+    s.localDnsIp,
+    "-conf",
+    COREFILE_PATH,
+    "-upstreamsvc",
+    UPSTREAM_SERVICE_NAME,
+    // node-cache's own NOTRACK rules for the liveness probe use this port (default 8080).
+    "-health-port",
+    String(s.healthPort),
+    // Without it node-cache sets up its iptables rules only at the first sync (60 s after start).
+    "-pidfile",
+    PIDFILE_PATH,
+  ];
+}
+
+function prometheusAnnotations(s: ResolvedSettings): Record<string, string> {
+  return { "prometheus.io/port": String(s.metricsPort), "prometheus.io/scrape": "true" };
+}
+
+/** A copy of a toleration with only the keys that are set. */
+function toleration(t: Toleration): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  if (t.key !== undefined) out.key = t.key;
+  if (t.operator !== undefined) out.operator = t.operator;
+  if (t.value !== undefined) out.value = t.value;
+  if (t.effect !== undefined) out.effect = t.effect;
+  if (t.tolerationSeconds !== undefined) out.tolerationSeconds = t.tolerationSeconds;
+  return out;
+}
+
+/** A copy of the resources with only the parts that are set; undefined when nothing is. */
+function resources(r: ResourceRequirements): Record<string, Record<string, string>> | undefined {
+  const out: Record<string, Record<string, string>> = {};
+  if (r.requests !== undefined && Object.keys(r.requests).length > 0) {
+    out.requests = { ...r.requests };
+  }
+  if (r.limits !== undefined && Object.keys(r.limits).length > 0) {
+    out.limits = { ...r.limits };
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function serviceAccount(): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: {
+      name: APP_NAME,
+      namespace: NAMESPACE,
+      labels: { ...CLUSTER_SERVICE_LABEL, ...RECONCILE_LABEL },
+    },
+  };
+}
+
+function upstreamService(): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: UPSTREAM_SERVICE_NAME,
+      namespace: NAMESPACE,
+      labels: {
+        "k8s-app": "kube-dns",
+        ...CLUSTER_SERVICE_LABEL,
+        ...RECONCILE_LABEL,
+        "kubernetes.io/name": "KubeDNSUpstream",
+      },
+    },
+    spec: {
+      ports: [
+        { name: "dns", port: 53, protocol: "UDP", targetPort: 53 },
+        { name: "dns-tcp", port: 53, protocol: "TCP", targetPort: 53 },
+      ],
+      selector: { "k8s-app": "kube-dns" },
+    },
+  };
+}
+
+function configMap(s: ResolvedSettings): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: APP_NAME, namespace: NAMESPACE, labels: { ...RECONCILE_LABEL } },
+    data: { Corefile: renderCorefile(s) },
+  };
+}
+
+function daemonSet(s: ResolvedSettings): KubernetesObject {
+  const containerResources = resources(s.resources);
+  const container = {
+    name: CONTAINER_NAME,
+    image: s.image,
+    ...(containerResources !== undefined ? { resources: containerResources } : {}),
+    args: nodeCacheArgs(s),
+    securityContext: { capabilities: { add: ["NET_ADMIN"] } },
+    ports: [
+      { containerPort: 53, name: "dns", protocol: "UDP" },
+      { containerPort: 53, name: "dns-tcp", protocol: "TCP" },
+      { containerPort: s.metricsPort, name: "metrics", protocol: "TCP" },
+    ],
+    livenessProbe: {
+      httpGet: { host: s.localDnsIp, path: "/health", port: s.healthPort },
+      initialDelaySeconds: 60,
+      timeoutSeconds: 5,
+    },
+    volumeMounts: [
+      { mountPath: "/run/xtables.lock", name: "xtables-lock", readOnly: false },
+      { name: "config-volume", mountPath: "/etc/coredns" },
+      { name: "kube-dns-config", mountPath: "/etc/kube-dns" },
+    ],
+  };
+
+  const podSpec = {
+    priorityClassName: s.priorityClassName,
+    serviceAccountName: APP_NAME,
+    hostNetwork: true,
+    dnsPolicy: "Default", // node-cache must not resolve through itself
+    ...(s.tolerations.length > 0 ? { tolerations: s.tolerations.map(toleration) } : {}),
+    ...(Object.keys(s.nodeSelector).length > 0 ? { nodeSelector: { ...s.nodeSelector } } : {}),
+    containers: [container],
+    volumes: [
+      { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } },
+      { name: "kube-dns-config", configMap: { name: "kube-dns", optional: true } },
+      {
+        name: "config-volume",
+        configMap: { name: APP_NAME, items: [{ key: "Corefile", path: "Corefile.base" }] },
+      },
+    ],
+  };
+
+  return {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: {
+      name: APP_NAME,
+      namespace: NAMESPACE,
+      labels: { ...APP_LABELS, ...CLUSTER_SERVICE_LABEL, ...RECONCILE_LABEL },
+    },
+    spec: {
+      updateStrategy: { rollingUpdate: { maxUnavailable: "10%" } },
+      selector: { matchLabels: { ...APP_LABELS } },
+      template: {
+        metadata: { labels: { ...APP_LABELS }, annotations: prometheusAnnotations(s) },
+        spec: podSpec,
+      },
+    },
+  };
+}
+
+function metricsService(s: ResolvedSettings): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: APP_NAME,
+      namespace: NAMESPACE,
+      labels: { ...APP_LABELS },
+      annotations: prometheusAnnotations(s),
+    },
+    spec: {
+      clusterIP: "None",
+      ports: [{ name: "metrics", port: s.metricsPort, targetPort: s.metricsPort }],
+      selector: { ...APP_LABELS },
+    },
+  };
+}
+
+export function nodeLocalDnsObjects(s: ResolvedSettings): KubernetesObjects {
+  const objects = {
+    serviceAccount: serviceAccount(),
+    upstreamService: upstreamService(),
+    configMap: configMap(s),
+    daemonSet: daemonSet(s),
+    metricsService: metricsService(s),
+  };
+  return {
+    ...objects,
+    all: [
+      objects.serviceAccount,
+      objects.upstreamService,
+      objects.configMap,
+      objects.daemonSet,
+      objects.metricsService,
+    ],
+  };
+}

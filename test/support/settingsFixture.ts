@@ -1,0 +1,26 @@
+// Test-only: ResolvedSettings built from DEFAULTS, with kube-dns at 10.96.0.10 and no nodes.
+
+import { DEFAULTS, ResolvedSettings } from "../../components/settings";
+
+/** Fresh settings each call (no object shared with DEFAULTS or another call). */
+export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): ResolvedSettings {
+  const base: ResolvedSettings = {
+    clusterDnsIp: "10.96.0.10",
+    dnsServiceName: DEFAULTS.dnsServiceName,
+    localDnsIp: DEFAULTS.localDnsIp,
+    clusterDomain: DEFAULTS.clusterDomain,
+    kubeProxyMode: DEFAULTS.kubeProxyMode,
+    image: DEFAULTS.image,
+    cache: { ...DEFAULTS.cache },
+    healthPort: DEFAULTS.healthPort,
+    metricsPort: DEFAULTS.metricsPort,
+    resources: structuredClone(DEFAULTS.resources),
+    priorityClassName: DEFAULTS.priorityClassName,
+    tolerations: structuredClone(DEFAULTS.tolerations),
+    nodeSelector: { ...DEFAULTS.nodeSelector },
+    nodes: [],
+    rollout: { ...DEFAULTS.rollout },
+    stateDir: DEFAULTS.stateDir,
+  };
+  return { ...base, ...overrides };
+}
