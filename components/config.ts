@@ -1,0 +1,420 @@
+// Stack configuration -> Settings. Pure: the same function serves `pulumi up` (values from the
+// engine) and the offline render (values read from Pulumi.<stack>.yaml), so both reject the same
+// config with the same messages, before anything is registered or written.
+import { isHost, isIp, isIPv4, isDnsLabel, isDnsName, isLinkLocalIPv4 } from "./addresses";
+import { Checker, ConfigError, join, Raw } from "./configCheck";
+import {
+  DEFAULTS,
+  KubeletFile,
+  KubeletFormat,
+  NodeSettings,
+  ResourceRequirements,
+  Settings,
+  SshProxy,
+  Toleration,
+} from "./settings";
+
+export { ConfigError };
+
+export const PROJECT = "nodelocaldns";
+
+/** Config as it arrives: unqualified key -> decoded value, and which keys hold secrets. */
+export interface RawConfig {
+  values: Raw;
+  isSecret(key: string): boolean;
+}
+
+export interface ParsedConfig {
+  settings: Settings;
+  warnings: string[];
+}
+
+export const CONFIG_KEYS = [
+  "clusterDnsIp",
+  "dnsServiceName",
+  "localDnsIp",
+  "clusterDomain",
+  "kubeProxyMode",
+  "image",
+  "cache",
+  "healthPort",
+  "metricsPort",
+  "resources",
+  "priorityClassName",
+  "tolerations",
+  "nodeSelector",
+  "nodes",
+  "ssh",
+  "kubelet",
+  "rollout",
+  "stateDir",
+] as const;
+
+/** Keys whose value is structured (JSON in `pulumi config`, YAML maps/lists in stack files). */
+export const STRUCTURED_KEYS: readonly string[] = [
+  "cache",
+  "resources",
+  "tolerations",
+  "nodeSelector",
+  "nodes",
+  "ssh",
+  "kubelet",
+  "rollout",
+];
+
+const KUBE_PROXY_MODES = ["ipvs", "iptables", "nftables"] as const;
+const KUBELET_FORMATS: readonly KubeletFormat[] = ["auto", "env-file", "config-file"];
+const PORT = [1, 65535] as const;
+/** node-cache serves its own metrics on 0.0.0.0:9353 (-metrics-listen-address), host network. */
+const NODE_CACHE_OWN_METRICS_PORT = 9353;
+
+// Safe by construction: these reach shell scripts (quoted as well) and Kubernetes objects.
+const IMAGE =
+  /^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(\/[a-z0-9._-]+)*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$/;
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$/;
+const LABEL_KEY =
+  /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
+const UNIX_USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
+const HOST_KEY =
+  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
+
+function isSafePath(value: string): boolean {
+  return SAFE_PATH.test(value) && !value.split("/").some((seg) => seg === "..");
+}
+
+export function parseSettings(raw: RawConfig): ParsedConfig {
+  const c = new Checker(PROJECT);
+  const v = raw.values;
+  c.unknownKeys("", v, CONFIG_KEYS);
+
+  const clusterDnsIp = c.string("clusterDnsIp", v.clusterDnsIp, isIp, "an IP address");
+  const localDnsIp =
+    c.string("localDnsIp", v.localDnsIp, isIp, "an IP address") ?? DEFAULTS.localDnsIp;
+  if (clusterDnsIp !== undefined && clusterDnsIp === localDnsIp) {
+    c.problem("localDnsIp", `must differ from clusterDnsIp (both are ${localDnsIp})`);
+  }
+  if (isIPv4(localDnsIp) && !isLinkLocalIPv4(localDnsIp)) {
+    c.warn("localDnsIp", `${localDnsIp} is not link-local (169.254.0.0/16) as upstream recommends`);
+  }
+
+  const kubeProxyMode = c.oneOf("kubeProxyMode", v.kubeProxyMode, KUBE_PROXY_MODES);
+  if (kubeProxyMode !== undefined && kubeProxyMode !== "ipvs") {
+    c.problem("kubeProxyMode", `${kubeProxyMode} mode is not supported yet: only ipvs`);
+  }
+
+  const healthPort = c.integer("healthPort", v.healthPort, ...PORT) ?? DEFAULTS.healthPort;
+  const metricsPort = c.integer("metricsPort", v.metricsPort, ...PORT) ?? DEFAULTS.metricsPort;
+  if (healthPort === metricsPort) {
+    c.problem("metricsPort", `must differ from healthPort (both are ${healthPort})`);
+  }
+  for (const [key, port] of [
+    ["healthPort", healthPort],
+    ["metricsPort", metricsPort],
+  ] as const) {
+    if (port === 53) c.problem(key, "53 is the DNS port itself");
+    if (port === NODE_CACHE_OWN_METRICS_PORT) {
+      c.problem(key, `${port} is node-cache's own metrics listener on the host network`);
+    }
+  }
+
+  const ssh = parseSsh(c, v.ssh);
+  const kubelet = parseKubeletFile(c, "kubelet", v.kubelet, DEFAULTS.kubelet);
+  checkSecret(c, raw, "ssh.privateKey", ssh.privateKey);
+  checkSecret(c, raw, "ssh.proxy.privateKey", ssh.proxy?.privateKey);
+
+  const settings: Settings = {
+    clusterDnsIp,
+    dnsServiceName:
+      c.string("dnsServiceName", v.dnsServiceName, isDnsLabel, "a DNS label") ??
+      DEFAULTS.dnsServiceName,
+    localDnsIp,
+    clusterDomain:
+      c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
+    kubeProxyMode: "ipvs",
+    image:
+      c.string("image", v.image, (s) => IMAGE.test(s), "a container image reference") ??
+      DEFAULTS.image,
+    cache: parseCache(c, v.cache),
+    healthPort,
+    metricsPort,
+    resources: parseResources(c, v.resources),
+    priorityClassName:
+      c.string("priorityClassName", v.priorityClassName, isDnsName, "a priority class name") ??
+      DEFAULTS.priorityClassName,
+    tolerations: parseTolerations(c, v.tolerations),
+    nodeSelector: c.stringMap(
+      "nodeSelector",
+      v.nodeSelector,
+      (s) => LABEL_KEY.test(s) || LABEL_VALUE.test(s),
+      "a label key or value",
+    ) ?? { ...DEFAULTS.nodeSelector },
+    nodes: parseNodes(c, raw, v.nodes, ssh, kubelet),
+    rollout: parseRollout(c, v.rollout),
+    stateDir:
+      c.string(
+        "stateDir",
+        v.stateDir,
+        (s) => isSafePath(s) && s !== "/",
+        "an absolute path of [A-Za-z0-9._-] segments",
+      ) ?? DEFAULTS.stateDir,
+  };
+
+  if (c.problems.length > 0) throw new ConfigError(c.problems);
+  return { settings, warnings: c.warnings };
+}
+
+function parseCache(c: Checker, value: unknown): Settings["cache"] {
+  const d = DEFAULTS.cache;
+  const obj = c.object("cache", value) ?? {};
+  c.unknownKeys("cache", obj, Object.keys(d));
+  const int = (k: keyof typeof d, min: number) =>
+    c.integer(join("cache", k), obj[k], min, 2 ** 31 - 1) ?? d[k];
+  return {
+    successSize: int("successSize", 1),
+    successTtl: int("successTtl", 0),
+    denialSize: int("denialSize", 1),
+    denialTtl: int("denialTtl", 0),
+    ttl: int("ttl", 0),
+  };
+}
+
+function parseResources(c: Checker, value: unknown): ResourceRequirements {
+  const obj = c.object("resources", value);
+  if (obj === undefined) return structuredClone(DEFAULTS.resources);
+  c.unknownKeys("resources", obj, ["requests", "limits"]);
+  const out: ResourceRequirements = {};
+  for (const k of ["requests", "limits"] as const) {
+    const path = join("resources", k);
+    const m = c.stringMap(
+      path,
+      obj[k],
+      (s) => /^[a-z0-9.\/-]+$/.test(s) || QUANTITY.test(s),
+      "a resource name or quantity",
+    );
+    if (m === undefined) continue;
+    for (const [name, q] of Object.entries(m)) {
+      if (!QUANTITY.test(q)) c.problem(join(path, name), `${JSON.stringify(q)} is not a quantity`);
+    }
+    out[k] = m;
+  }
+  return out;
+}
+
+function parseTolerations(c: Checker, value: unknown): Toleration[] {
+  const list = c.array("tolerations", value);
+  if (list === undefined) return structuredClone(DEFAULTS.tolerations);
+  return list.map((item, i) => {
+    const path = join("tolerations", i);
+    const obj = c.object(path, item) ?? {};
+    c.unknownKeys(path, obj, ["key", "operator", "value", "effect", "tolerationSeconds"]);
+    const t: Toleration = {};
+    const key = c.string(join(path, "key"), obj.key, (s) => LABEL_KEY.test(s), "a taint key");
+    const operator = c.oneOf(join(path, "operator"), obj.operator, ["Exists", "Equal"] as const);
+    const val = c.string(
+      join(path, "value"),
+      obj.value,
+      (s) => LABEL_VALUE.test(s),
+      "a taint value",
+    );
+    const effect = c.oneOf(join(path, "effect"), obj.effect, [
+      "NoSchedule",
+      "PreferNoSchedule",
+      "NoExecute",
+    ] as const);
+    const secs = c.integer(join(path, "tolerationSeconds"), obj.tolerationSeconds, 0, 2 ** 31 - 1);
+    if (key !== undefined) t.key = key;
+    if (operator !== undefined) t.operator = operator;
+    if (val !== undefined) t.value = val;
+    if (effect !== undefined) t.effect = effect;
+    if (secs !== undefined) t.tolerationSeconds = secs;
+    return t;
+  });
+}
+
+function parseRollout(c: Checker, value: unknown): Settings["rollout"] {
+  const d = DEFAULTS.rollout;
+  const obj = c.object("rollout", value) ?? {};
+  c.unknownKeys("rollout", obj, Object.keys(d));
+  return {
+    batchSize: c.integer("rollout.batchSize", obj.batchSize, 1, 10000) ?? d.batchSize,
+    readyTimeoutSeconds:
+      c.integer("rollout.readyTimeoutSeconds", obj.readyTimeoutSeconds, 1, 3600) ??
+      d.readyTimeoutSeconds,
+    kubeletTimeoutSeconds:
+      c.integer("rollout.kubeletTimeoutSeconds", obj.kubeletTimeoutSeconds, 1, 600) ??
+      d.kubeletTimeoutSeconds,
+  };
+}
+
+function parseKubeletFile(
+  c: Checker,
+  path: string,
+  value: unknown,
+  fallback: KubeletFile,
+): KubeletFile {
+  const obj = c.object(path, value) ?? {};
+  c.unknownKeys(path, obj, ["format", "path"]);
+  const format = c.oneOf(join(path, "format"), obj.format, KUBELET_FORMATS) ?? fallback.format;
+  const file = c.string(
+    join(path, "path"),
+    obj.path,
+    isSafePath,
+    "an absolute path of [A-Za-z0-9._-] segments",
+  );
+  const p = file ?? fallback.path;
+  return p === undefined ? { format } : { format, path: p };
+}
+
+interface SshDefaults {
+  user: string;
+  port: number;
+  privateKey?: string;
+  hostKey?: string;
+  proxy?: SshProxy;
+  sudo: boolean;
+}
+
+function parseSsh(c: Checker, value: unknown): SshDefaults {
+  const d = DEFAULTS.ssh;
+  const obj = c.object("ssh", value) ?? {};
+  c.unknownKeys("ssh", obj, ["user", "port", "privateKey", "hostKey", "proxy", "sudo"]);
+  return {
+    user: c.string("ssh.user", obj.user, (s) => UNIX_USER.test(s), "a user name") ?? d.user,
+    port: c.integer("ssh.port", obj.port, ...PORT) ?? d.port,
+    privateKey: privateKey(c, "ssh.privateKey", obj.privateKey),
+    hostKey: hostKey(c, "ssh.hostKey", obj.hostKey),
+    proxy: parseProxy(c, "ssh.proxy", obj.proxy),
+    sudo: c.boolean("ssh.sudo", obj.sudo) ?? d.sudo,
+  };
+}
+
+function parseProxy(c: Checker, path: string, value: unknown): SshProxy | undefined {
+  const obj = c.object(path, value);
+  if (obj === undefined) return undefined;
+  c.unknownKeys(path, obj, ["host", "port", "user", "privateKey", "hostKey"]);
+  const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
+  if (obj.host === undefined) c.problem(join(path, "host"), "is required");
+  const proxy: SshProxy = {
+    host: host ?? "",
+    port: c.integer(join(path, "port"), obj.port, ...PORT) ?? DEFAULTS.ssh.port,
+    user:
+      c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ??
+      DEFAULTS.ssh.user,
+  };
+  const key = privateKey(c, join(path, "privateKey"), obj.privateKey);
+  const hk = hostKey(c, join(path, "hostKey"), obj.hostKey);
+  if (key !== undefined) proxy.privateKey = key;
+  if (hk !== undefined) proxy.hostKey = hk;
+  return proxy;
+}
+
+function privateKey(c: Checker, path: string, value: unknown): string | undefined {
+  // Never echo the value: it is a secret.
+  if (value !== undefined && (typeof value !== "string" || value.trim() === "")) {
+    c.problem(path, "must be a non-empty string (the private key itself, set with --secret)");
+    return undefined;
+  }
+  return value as string | undefined;
+}
+
+function hostKey(c: Checker, path: string, value: unknown): string | undefined {
+  return c.string(
+    path,
+    value,
+    (s) => HOST_KEY.test(s),
+    'an SSH public host key ("ssh-ed25519 AAAA...")',
+  );
+}
+
+/** Private keys only as secrets: the top-level key that holds one must be stored encrypted. */
+function checkSecret(c: Checker, raw: RawConfig, path: string, value: unknown): void {
+  const key = path.split(/[.[]/)[0];
+  if (value !== undefined && !raw.isSecret(key)) {
+    c.problem(
+      path,
+      `is not stored as a secret: set it with \`pulumi config set --secret --path '${path}'\``,
+    );
+  }
+}
+
+function parseNodes(
+  c: Checker,
+  raw: RawConfig,
+  value: unknown,
+  ssh: SshDefaults,
+  kubelet: KubeletFile,
+): NodeSettings[] {
+  const list = c.array("nodes", value) ?? [];
+  const names = new Map<string, number>();
+  const endpoints = new Map<string, number>();
+  const nodes: NodeSettings[] = [];
+  list.forEach((item, i) => {
+    const path = join("nodes", i);
+    const obj = c.object(path, item);
+    if (obj === undefined) return;
+    c.unknownKeys(path, obj, [
+      "name",
+      "host",
+      "port",
+      "user",
+      "privateKey",
+      "hostKey",
+      "proxy",
+      "kubelet",
+    ]);
+    for (const required of ["name", "host"]) {
+      if (obj[required] === undefined) c.problem(join(path, required), "is required");
+    }
+    const name = c.string(
+      join(path, "name"),
+      obj.name,
+      isDnsName,
+      "a node name (lower-case DNS name)",
+    );
+    const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
+    const node: NodeSettings = {
+      name: name ?? "",
+      host: host ?? "",
+      port: c.integer(join(path, "port"), obj.port, ...PORT) ?? ssh.port,
+      user:
+        c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ?? ssh.user,
+      sudo: ssh.sudo,
+      kubelet: parseKubeletFile(c, join(path, "kubelet"), obj.kubelet, kubelet),
+    };
+    const key = privateKey(c, join(path, "privateKey"), obj.privateKey) ?? ssh.privateKey;
+    const hk = hostKey(c, join(path, "hostKey"), obj.hostKey) ?? ssh.hostKey;
+    const proxy = parseProxy(c, join(path, "proxy"), obj.proxy) ?? ssh.proxy;
+    if (key !== undefined) node.privateKey = key;
+    if (hk !== undefined) node.hostKey = hk;
+    if (proxy !== undefined) node.proxy = proxy;
+    checkSecret(c, raw, join(path, "privateKey"), obj.privateKey);
+    checkSecret(c, raw, join(path, "proxy.privateKey"), (obj.proxy as Raw | undefined)?.privateKey);
+
+    if (name !== undefined) {
+      const first = names.get(name);
+      if (first !== undefined)
+        c.problem(
+          join(path, "name"),
+          `duplicate node name ${JSON.stringify(name)} (also nodes[${first}])`,
+        );
+      else names.set(name, i);
+    }
+    if (host !== undefined) {
+      const endpoint = `${host.toLowerCase()}:${node.port}`;
+      const first = endpoints.get(endpoint);
+      if (first !== undefined)
+        c.problem(join(path, "host"), `${endpoint} is also nodes[${first}]: one node, one entry`);
+      else endpoints.set(endpoint, i);
+    }
+    if (hk === undefined) {
+      c.warn(
+        join(path, "hostKey"),
+        `not pinned: the SSH host key of ${host ?? "this node"} will not be checked`,
+      );
+    }
+    nodes.push(node);
+  });
+  return nodes;
+}

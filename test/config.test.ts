@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, parseSettings, RawConfig } from "../components/config";
+import { DEFAULTS } from "../components/settings";
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnFbvm4BNwc0sBhv3ZN1fQpaCtbDYIvZrQuQmPNDi5C";
+
+function raw(values: Record<string, unknown>, secretKeys: string[] = []): RawConfig {
+  return { values, isSecret: (k) => secretKeys.includes(k) };
+}
+
+function problems(values: Record<string, unknown>, secretKeys: string[] = []): string[] {
+  try {
+    parseSettings(raw(values, secretKeys));
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return [...err.problems];
+  }
+  assert.fail("expected the config to be rejected");
+}
+
+describe("parseSettings defaults", () => {
+  it("applies upstream defaults to an empty config", () => {
+    const { settings, warnings } = parseSettings(raw({}));
+    assert.deepEqual(warnings, []);
+    assert.equal(settings.clusterDnsIp, undefined);
+    assert.equal(settings.localDnsIp, "169.254.20.10");
+    assert.equal(settings.clusterDomain, "cluster.local");
+    assert.equal(settings.dnsServiceName, "kube-dns");
+    assert.equal(settings.image, "registry.k8s.io/dns/k8s-dns-node-cache:1.26.4");
+    assert.deepEqual(settings.cache, DEFAULTS.cache);
+    assert.equal(settings.healthPort, 8080);
+    assert.equal(settings.metricsPort, 9253);
+    assert.deepEqual(settings.resources, { requests: { cpu: "25m", memory: "5Mi" } });
+    assert.equal(settings.priorityClassName, "system-node-critical");
+    assert.deepEqual(settings.tolerations, DEFAULTS.tolerations);
+    assert.notEqual(settings.tolerations, DEFAULTS.tolerations, "defaults are copied, not shared");
+    assert.deepEqual(settings.nodeSelector, {});
+    assert.deepEqual(settings.nodes, []);
+    assert.deepEqual(settings.rollout, {
+      batchSize: 5,
+      readyTimeoutSeconds: 120,
+      kubeletTimeoutSeconds: 60,
+    });
+    assert.equal(settings.stateDir, "/var/lib/nodelocaldns");
+  });
+
+  it("accepts integers as strings, the way `pulumi config set` stores them", () => {
+    const { settings } = parseSettings(
+      raw({ healthPort: "8181", metricsPort: 9254, rollout: { batchSize: "10" } }),
+    );
+    assert.equal(settings.healthPort, 8181);
+    assert.equal(settings.metricsPort, 9254);
+    assert.equal(settings.rollout.batchSize, 10);
+  });
+
+  it("applies ssh and kubelet defaults to every node and lets a node override them", () => {
+    const { settings, warnings } = parseSettings(
+      raw(
+        {
+          ssh: { user: "ops", port: 2222, privateKey: "KEY", hostKey: HOST_KEY, sudo: false },
+          kubelet: { format: "env-file", path: "/etc/default/kubelet" },
+          nodes: [
+            { name: "a", host: "10.0.0.1" },
+            {
+              name: "b",
+              host: "node-b.example.com",
+              port: 22,
+              user: "root",
+              kubelet: { format: "config-file" },
+              proxy: { host: "bastion", hostKey: HOST_KEY },
+            },
+          ],
+        },
+        ["ssh"],
+      ),
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(settings.nodes[0], {
+      name: "a",
+      host: "10.0.0.1",
+      port: 2222,
+      user: "ops",
+      sudo: false,
+      privateKey: "KEY",
+      hostKey: HOST_KEY,
+      kubelet: { format: "env-file", path: "/etc/default/kubelet" },
+    });
+    assert.deepEqual(settings.nodes[1].kubelet, {
+      format: "config-file",
+      path: "/etc/default/kubelet",
+    });
+    assert.deepEqual(settings.nodes[1].proxy, {
+      host: "bastion",
+      port: 22,
+      user: "root",
+      hostKey: HOST_KEY,
+    });
+    assert.equal(settings.nodes[1].user, "root");
+    assert.equal(settings.nodes[1].port, 22);
+  });
+});
+
+describe("parseSettings rejects bad config, naming each key", () => {
+  const table: [string, Record<string, unknown>, string[]][] = [
+    [
+      "malformed IPs",
+      { clusterDnsIp: "10.96.0.300", localDnsIp: "169.254.20" },
+      [
+        'nodelocaldns:clusterDnsIp: "10.96.0.300" is not an IP address',
+        'nodelocaldns:localDnsIp: "169.254.20" is not an IP address',
+      ],
+    ],
+    [
+      "localDnsIp equal to clusterDnsIp",
+      { clusterDnsIp: "169.254.20.10", localDnsIp: "169.254.20.10" },
+      ["nodelocaldns:localDnsIp: must differ from clusterDnsIp (both are 169.254.20.10)"],
+    ],
+    [
+      "a cluster domain that is not a DNS name",
+      { clusterDomain: "cluster local" },
+      ['nodelocaldns:clusterDomain: "cluster local" is not a DNS name'],
+    ],
+    [
+      "an unknown mode",
+      { kubeProxyMode: "userspace" },
+      ['nodelocaldns:kubeProxyMode: "userspace" is not one of ipvs, iptables, nftables'],
+    ],
+    [
+      "a mode that is not supported yet",
+      { kubeProxyMode: "iptables" },
+      ["nodelocaldns:kubeProxyMode: iptables mode is not supported yet: only ipvs"],
+    ],
+    [
+      "ports out of range or clashing",
+      { healthPort: 70000, metricsPort: "0" },
+      [
+        "nodelocaldns:healthPort: 70000 is out of range (1 to 65535)",
+        "nodelocaldns:metricsPort: 0 is out of range (1 to 65535)",
+      ],
+    ],
+    [
+      "health and metrics on one port",
+      { healthPort: 9000, metricsPort: 9000 },
+      ["nodelocaldns:metricsPort: must differ from healthPort (both are 9000)"],
+    ],
+    [
+      "node-cache's own metrics port",
+      { metricsPort: 9353 },
+      ["nodelocaldns:metricsPort: 9353 is node-cache's own metrics listener on the host network"],
+    ],
+    [
+      "a port that is not a number",
+      { healthPort: "80a" },
+      ['nodelocaldns:healthPort: must be a whole number, got string "80a"'],
+    ],
+    [
+      "unknown keys at every level",
+      { locaDnsIp: "1.2.3.4", cache: { ttl: 30, tll: 5 }, rollout: { batch: 2 } },
+      [
+        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
+        "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
+        "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, readyTimeoutSeconds, kubeletTimeoutSeconds)",
+      ],
+    ],
+    [
+      "an image with shell metacharacters",
+      { image: "registry.example.com/node-cache:1.26.4;reboot" },
+      [
+        'nodelocaldns:image: "registry.example.com/node-cache:1.26.4;reboot" is not a container image reference',
+      ],
+    ],
+    [
+      "a stateDir that is relative, root, or climbs",
+      { stateDir: "/var/lib/../../etc" },
+      [
+        'nodelocaldns:stateDir: "/var/lib/../../etc" is not an absolute path of [A-Za-z0-9._-] segments',
+      ],
+    ],
+    [
+      "resources that are not quantities",
+      { resources: { requests: { cpu: "lots" }, limit: {} } },
+      [
+        "nodelocaldns:resources.limit: unknown key (known keys: requests, limits)",
+        'nodelocaldns:resources.requests.cpu: "lots" is not a quantity',
+      ],
+    ],
+    [
+      "tolerations with unknown operators and effects",
+      { tolerations: [{ operator: "Maybe", effect: "Never" }] },
+      [
+        'nodelocaldns:tolerations[0].operator: "Maybe" is not one of Exists, Equal',
+        'nodelocaldns:tolerations[0].effect: "Never" is not one of NoSchedule, PreferNoSchedule, NoExecute',
+      ],
+    ],
+    [
+      "a kubelet format that does not exist and a relative path",
+      { kubelet: { format: "ini", path: "etc/kubelet" } },
+      [
+        'nodelocaldns:kubelet.format: "ini" is not one of auto, env-file, config-file',
+        'nodelocaldns:kubelet.path: "etc/kubelet" is not an absolute path of [A-Za-z0-9._-] segments',
+      ],
+    ],
+    [
+      "rollout numbers out of range",
+      { rollout: { batchSize: 0, readyTimeoutSeconds: 0, kubeletTimeoutSeconds: 601 } },
+      [
+        "nodelocaldns:rollout.batchSize: 0 is out of range (1 to 10000)",
+        "nodelocaldns:rollout.readyTimeoutSeconds: 0 is out of range (1 to 3600)",
+        "nodelocaldns:rollout.kubeletTimeoutSeconds: 601 is out of range (1 to 600)",
+      ],
+    ],
+    [
+      "nodes: hosts with shell metacharacters or spaces, duplicates, missing keys",
+      {
+        nodes: [
+          { name: "a", host: "10.0.0.1;reboot", hostKey: HOST_KEY },
+          { name: "a", host: "node b", hostKey: HOST_KEY },
+          { host: "10.0.0.3", hostKey: HOST_KEY },
+          { name: "d", host: "10.0.0.4", hostKey: HOST_KEY, sudo: true },
+          { name: "e", host: "10.0.0.4", hostKey: "not a key" },
+          "f",
+        ],
+      },
+      [
+        'nodelocaldns:nodes[0].host: "10.0.0.1;reboot" is not a hostname or IP address',
+        'nodelocaldns:nodes[1].host: "node b" is not a hostname or IP address',
+        'nodelocaldns:nodes[1].name: duplicate node name "a" (also nodes[0])',
+        "nodelocaldns:nodes[2].name: is required",
+        "nodelocaldns:nodes[3].sudo: unknown key (known keys: name, host, port, user, privateKey, hostKey, proxy, kubelet)",
+        'nodelocaldns:nodes[4].hostKey: "not a key" is not an SSH public host key ("ssh-ed25519 AAAA...")',
+        "nodelocaldns:nodes[4].host: 10.0.0.4:22 is also nodes[3]: one node, one entry",
+        'nodelocaldns:nodes[5]: must be an object, got string "f"',
+      ],
+    ],
+    [
+      "a node name that cannot name a resource or a directory",
+      { nodes: [{ name: "../etc", host: "10.0.0.1" }] },
+      ['nodelocaldns:nodes[0].name: "../etc" is not a node name (lower-case DNS name)'],
+    ],
+    [
+      "private keys in plain text",
+      {
+        ssh: { privateKey: "KEY" },
+        nodes: [{ name: "a", host: "10.0.0.1", privateKey: "KEY", hostKey: HOST_KEY }],
+      },
+      [
+        "nodelocaldns:ssh.privateKey: is not stored as a secret: set it with `pulumi config set --secret --path 'ssh.privateKey'`",
+        "nodelocaldns:nodes[0].privateKey: is not stored as a secret: set it with `pulumi config set --secret --path 'nodes[0].privateKey'`",
+      ],
+    ],
+    [
+      "an ssh user and proxy that could inject",
+      { ssh: { user: "root; id", proxy: { port: 22 } } },
+      [
+        'nodelocaldns:ssh.user: "root; id" is not a user name',
+        "nodelocaldns:ssh.proxy.host: is required",
+      ],
+    ],
+  ];
+
+  for (const [what, values, expected] of table) {
+    it(what, () => {
+      assert.deepEqual(problems(values).sort(), [...expected].sort());
+    });
+  }
+
+  it("reports every problem of a config at once, in one error message", () => {
+    const err = (() => {
+      try {
+        parseSettings(raw({ localDnsIp: "x", healthPort: -1, nodes: [{ name: "a" }] }));
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof ConfigError);
+    assert.equal(
+      err.message,
+      [
+        "invalid nodelocaldns configuration (3 problems):",
+        '  - nodelocaldns:localDnsIp: "x" is not an IP address',
+        "  - nodelocaldns:healthPort: -1 is out of range (1 to 65535)",
+        "  - nodelocaldns:nodes[0].host: is required",
+      ].join("\n"),
+    );
+  });
+
+  it("never echoes a private key in a message", () => {
+    const messages = problems({ ssh: { privateKey: "-----BEGIN SECRET-----" } }).join("\n");
+    assert.ok(!messages.includes("BEGIN SECRET"), messages);
+  });
+});
+
+describe("parseSettings warnings", () => {
+  it("warns when localDnsIp is not link-local", () => {
+    const { warnings } = parseSettings(raw({ localDnsIp: "10.255.255.10" }));
+    assert.deepEqual(warnings, [
+      "nodelocaldns:localDnsIp: 10.255.255.10 is not link-local (169.254.0.0/16) as upstream recommends",
+    ]);
+  });
+
+  it("warns when a node's host key is not pinned", () => {
+    const { warnings } = parseSettings(raw({ nodes: [{ name: "a", host: "10.0.0.1" }] }));
+    assert.deepEqual(warnings, [
+      "nodelocaldns:nodes[0].hostKey: not pinned: the SSH host key of 10.0.0.1 will not be checked",
+    ]);
+  });
+
+  it("accepts a private key stored as a secret", () => {
+    const { settings } = parseSettings(
+      raw({ nodes: [{ name: "a", host: "10.0.0.1", privateKey: "KEY", hostKey: HOST_KEY }] }, [
+        "nodes",
+      ]),
+    );
+    assert.equal(settings.nodes[0].privateKey, "KEY");
+  });
+});
