@@ -190,7 +190,7 @@ function parseResources(c: Checker, value: unknown): ResourceRequirements {
     const m = c.stringMap(
       path,
       obj[k],
-      (s) => /^[a-z0-9.\/-]+$/.test(s) || QUANTITY.test(s),
+      (s) => /^[a-z0-9./-]+$/.test(s) || QUANTITY.test(s),
       "a resource name or quantity",
     );
     if (m === undefined) continue;
