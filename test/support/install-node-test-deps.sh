@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test nodes need (OpenSSH server and client, iproute2) when it is missing and
+# this machine can: root with apt-get. Otherwise it says what is missing; the node tests then skip
+# with that reason (and fail under CI=true, where they must run).
+set -euo pipefail
+missing=()
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+((${#missing[@]} == 0)) && exit 0
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing for the test nodes: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "test nodes need: ${missing[*]} (install them as root; the node tests will skip until then)" >&2
+fi
