@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { parse } from "yaml";
 import { CONFIG_KEYS, parseSettings, STRUCTURED_KEYS } from "../components/config";
 import { DEFAULTS, SECRET_PLACEHOLDER } from "../components/settings";
@@ -14,8 +14,12 @@ import {
 
 const ROOT = path.join(__dirname, "..");
 
+const tempDirs: string[] = [];
+after(() => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function projectWith(stackYaml: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-stack-"));
+  tempDirs.push(dir);
   fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
   fs.writeFileSync(path.join(dir, "Pulumi.test.yaml"), stackYaml);
   return dir;

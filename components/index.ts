@@ -1,0 +1,8 @@
+// Public surface for other Pulumi programs that reuse the component.
+export { NodeLocalDns, NodeLocalDnsArgs } from "./nodeLocalDns";
+export { parseSettings, ConfigError, RawConfig, ParsedConfig } from "./config";
+export { rawConfigFromEngine, rawConfigFromFiles, settingsFromFiles } from "./stackConfig";
+export { nodeLocalDnsObjects, KubernetesObject, KubernetesObjects } from "./kubernetesObjects";
+export { renderCorefile } from "./corefile";
+export { renderNodeProgram, renderNodeScript, NodeAction, NodeScriptParams } from "./nodeScript";
+export * from "./settings";

@@ -1,0 +1,147 @@
+// The component: wires the pure renderers (Kubernetes objects, node programs, rollout plan) to
+// resources. It decides nothing about content; `render` calls the same renderers, so what render
+// prints is what `pulumi up` applies.
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { KubernetesObject, KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
+import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
+import { renderNodeProgram } from "./nodeScript";
+import { planBatches } from "./rollout";
+import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
+
+export interface NodeLocalDnsArgs {
+  /** Validated settings (see parseSettings). */
+  settings: Settings;
+}
+
+export class NodeLocalDns extends pulumi.ComponentResource {
+  readonly clusterDnsIp: pulumi.Output<string>;
+  readonly localDnsIp: string;
+  readonly namespace: string;
+  readonly daemonSet: k8s.apps.v1.DaemonSet;
+  /** One kubelet switch per node, in config order. */
+  readonly kubeletSwitches: command.remote.Command[];
+
+  constructor(name: string, args: NodeLocalDnsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nodelocaldns:index:NodeLocalDns", name, {}, opts);
+    const settings = args.settings;
+    const child = { parent: this };
+
+    // The kube-dns ClusterIP: from config, else read from the cluster (a read, never managed).
+    this.clusterDnsIp =
+      settings.clusterDnsIp !== undefined
+        ? pulumi.output(settings.clusterDnsIp)
+        : k8s.core.v1.Service.get("kube-dns", `${NAMESPACE}/${settings.dnsServiceName}`, child).spec
+            .clusterIP;
+    const resolved = this.clusterDnsIp.apply((ip) => resolve(settings, ip));
+    const objects = resolved.apply(nodeLocalDnsObjects);
+    const field = (pick: (o: KubernetesObjects) => KubernetesObject) => (key: string) =>
+      objects.apply((o) => pick(o)[key]) as pulumi.Output<never>;
+
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-service-account`,
+      { metadata: field((o) => o.serviceAccount)("metadata") },
+      child,
+    );
+    const upstreamService = new k8s.core.v1.Service(
+      `${name}-kube-dns-upstream`,
+      {
+        metadata: field((o) => o.upstreamService)("metadata"),
+        spec: field((o) => o.upstreamService)("spec"),
+      },
+      child,
+    );
+    const configMap = new k8s.core.v1.ConfigMap(
+      `${name}-corefile`,
+      {
+        metadata: field((o) => o.configMap)("metadata"),
+        data: field((o) => o.configMap)("data"),
+      },
+      child,
+    );
+    // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
+    // `pulumi up` then waits until every pod is ready (the provider's default await).
+    this.daemonSet = new k8s.apps.v1.DaemonSet(
+      `${name}-daemonset`,
+      {
+        metadata: field((o) => o.daemonSet)("metadata"),
+        spec: field((o) => o.daemonSet)("spec"),
+      },
+      { ...child, dependsOn: [serviceAccount, upstreamService, configMap] },
+    );
+    new k8s.core.v1.Service(
+      `${name}-metrics`,
+      {
+        metadata: field((o) => o.metricsService)("metadata"),
+        spec: field((o) => o.metricsService)("spec"),
+      },
+      child,
+    );
+
+    this.kubeletSwitches = this.switchKubelets(name, settings, resolved, configMap);
+    this.localDnsIp = settings.localDnsIp;
+    this.namespace = NAMESPACE;
+    this.registerOutputs({
+      clusterDnsIp: this.clusterDnsIp,
+      localDnsIp: this.localDnsIp,
+      daemonSet: this.daemonSet.metadata.name,
+    });
+  }
+
+  /**
+   * One remote.Command per node. Lifecycle choices, each against a provider trap:
+   * - dependsOn DaemonSet + ConfigMap: create waits for a ready cache; destroy reverts kubelet
+   *   before the DaemonSet goes (and keeps the DaemonSet if a revert fails).
+   * - deleteBeforeReplace: the old revert runs before the new switch, never after it.
+   * - replaceWith DaemonSet: a replaced DaemonSet (pods gone) reverts and re-switches kubelet.
+   * - triggers host/port: a node moved to another address reverts the old one (delete runs with
+   *   the stored connection) instead of silently switching only the new one.
+   * - batches: each batch depends on the one before, so a failure stops the rollout.
+   */
+  private switchKubelets(
+    name: string,
+    settings: Settings,
+    resolved: pulumi.Output<ResolvedSettings>,
+    configMap: k8s.core.v1.ConfigMap,
+  ): command.remote.Command[] {
+    const switches: command.remote.Command[] = [];
+    let previousBatch: command.remote.Command[] = [];
+    for (const batch of planBatches(settings.nodes, settings.rollout.batchSize)) {
+      const current = batch.map(
+        (node) =>
+          new command.remote.Command(
+            `${name}-kubelet-${node.name}`,
+            nodeCommandArgs(node, resolved),
+            {
+              parent: this,
+              dependsOn: [this.daemonSet, configMap, ...previousBatch],
+              deleteBeforeReplace: true,
+              replaceWith: [this.daemonSet],
+            },
+          ),
+      );
+      switches.push(...current);
+      previousBatch = current;
+    }
+    return switches;
+  }
+}
+
+function resolve(settings: Settings, clusterDnsIp: string): ResolvedSettings {
+  return { ...settings, clusterDnsIp };
+}
+
+function nodeCommandArgs(
+  node: NodeSettings,
+  resolved: pulumi.Output<ResolvedSettings>,
+): command.remote.CommandArgs {
+  return {
+    connection: pulumi.secret(nodeConnection(node)),
+    stdin: resolved.apply((s) => renderNodeProgram(nodeScriptParams(s, node))),
+    create: nodeCommandText(node, "create"),
+    update: nodeCommandText(node, "update"),
+    delete: nodeCommandText(node, "delete"),
+    triggers: [node.host, node.port],
+  };
+}

@@ -1,0 +1,206 @@
+// The component under Pulumi's mock runtime: which resources it registers, with which options, and
+// that render writes exactly what it registers.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { parseAllDocuments } from "yaml";
+import type { NodeLocalDns } from "../components/nodeLocalDns";
+import { Settings } from "../components/settings";
+import { byUrn, Registration, startMockRuntime, unwrapSecret } from "./support/mockRuntime";
+import { resolvedSettings } from "./support/settingsFixture";
+
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET-MATERIAL\n";
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnFbvm4BNwc0sBhv3ZN1fQpaCtbDYIvZrQuQmPNDi5C";
+
+const settings: Settings = resolvedSettings({
+  localDnsIp: "169.254.25.10",
+  clusterDomain: "corp.example",
+  rollout: { batchSize: 2, readyTimeoutSeconds: 30, kubeletTimeoutSeconds: 20 },
+  nodes: ["n1", "n2", "n3"].map((name, i) => ({
+    name,
+    host: `10.0.0.${11 + i}`,
+    port: 22,
+    user: i === 2 ? "ops" : "root",
+    sudo: true,
+    privateKey: PRIVATE_KEY,
+    hostKey: HOST_KEY,
+    kubelet: { format: "auto" as const },
+  })),
+});
+
+let regs: Registration[];
+let component: NodeLocalDns;
+
+before(async () => {
+  const runtime = await startMockRuntime();
+  // Imported after setMocks: static imports would load the SDK's resources against no runtime.
+  const { NodeLocalDns } = await import("../components/nodeLocalDns");
+  component = new NodeLocalDns("nodelocaldns", { settings });
+  await runtime.settled();
+  regs = runtime.registrations;
+});
+
+const ofType = (type: string) => regs.filter((r) => r.type === type);
+const commands = () => ofType("command:remote:Command");
+const single = (type: string, name: string) => {
+  const found = regs.filter((r) => r.type === type && r.name === name);
+  assert.equal(found.length, 1, `${type} ${name}`);
+  return found[0];
+};
+
+describe("NodeLocalDns resources", () => {
+  it("registers the component, the five objects and one Command per node, and reads nothing", () => {
+    assert.deepEqual(regs.map((r) => `${r.type} ${r.name}`).sort(), [
+      "command:remote:Command nodelocaldns-kubelet-n1",
+      "command:remote:Command nodelocaldns-kubelet-n2",
+      "command:remote:Command nodelocaldns-kubelet-n3",
+      "kubernetes:apps/v1:DaemonSet nodelocaldns-daemonset",
+      "kubernetes:core/v1:ConfigMap nodelocaldns-corefile",
+      "kubernetes:core/v1:Service nodelocaldns-kube-dns-upstream",
+      "kubernetes:core/v1:Service nodelocaldns-metrics",
+      "kubernetes:core/v1:ServiceAccount nodelocaldns-service-account",
+      "nodelocaldns:index:NodeLocalDns nodelocaldns",
+    ]);
+    assert.equal(regs.filter((r) => r.read).length, 0, "clusterDnsIp is configured: no lookup");
+  });
+
+  it("names every object as upstream does, in kube-system, as children of the component", () => {
+    const root = single("nodelocaldns:index:NodeLocalDns", "nodelocaldns");
+    const k8s = regs.filter((r) => r.type.startsWith("kubernetes:"));
+    assert.deepEqual(k8s.map((r) => (r.inputs.metadata as { name: string }).name).sort(), [
+      "kube-dns-upstream",
+      "node-local-dns",
+      "node-local-dns",
+      "node-local-dns",
+      "node-local-dns",
+    ]);
+    for (const r of [...k8s, ...commands()]) {
+      assert.equal(r.parent, root.urn, `${r.name} is a child of the component`);
+    }
+    for (const r of k8s) {
+      assert.equal((r.inputs.metadata as { namespace: string }).namespace, "kube-system");
+    }
+  });
+
+  it("creates the DaemonSet only after kube-dns-upstream, the ConfigMap and the ServiceAccount", () => {
+    const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+    const deps = ds.dependencies.map((urn) => byUrn(regs, urn).name).sort();
+    assert.deepEqual(deps, [
+      "nodelocaldns-corefile",
+      "nodelocaldns-kube-dns-upstream",
+      "nodelocaldns-service-account",
+    ]);
+  });
+
+  it("exposes the addresses", async () => {
+    assert.equal(component.localDnsIp, "169.254.25.10");
+    assert.equal(await new Promise((r) => component.clusterDnsIp.apply(r)), "10.96.0.10");
+  });
+});
+
+describe("NodeLocalDns kubelet Commands", () => {
+  it("depend on the DaemonSet and the ConfigMap, so destroy reverts kubelet before they go", () => {
+    const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+    const cm = single("kubernetes:core/v1:ConfigMap", "nodelocaldns-corefile");
+    for (const cmd of commands()) {
+      assert.ok(cmd.dependencies.includes(ds.urn), `${cmd.name} depends on the DaemonSet`);
+      assert.ok(cmd.dependencies.includes(cm.urn), `${cmd.name} depends on the ConfigMap`);
+    }
+  });
+
+  it("replace delete-first, cascade a DaemonSet replacement, and never skip their delete", () => {
+    const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+    for (const cmd of commands()) {
+      assert.equal(cmd.deleteBeforeReplace, true, cmd.name);
+      assert.deepEqual(cmd.replaceWith, [ds.urn], cmd.name);
+      assert.equal(cmd.retainOnDelete, false, cmd.name);
+      assert.equal(cmd.deletedWith, "", cmd.name);
+    }
+  });
+
+  it("chain the batches: batch k+1 depends on every Command of batch k", () => {
+    const urnOf = (name: string) => single("command:remote:Command", name).urn;
+    const n3 = single("command:remote:Command", "nodelocaldns-kubelet-n3");
+    assert.ok(n3.dependencies.includes(urnOf("nodelocaldns-kubelet-n1")));
+    assert.ok(n3.dependencies.includes(urnOf("nodelocaldns-kubelet-n2")));
+    const n2 = single("command:remote:Command", "nodelocaldns-kubelet-n2");
+    assert.ok(!n2.dependencies.includes(urnOf("nodelocaldns-kubelet-n1")), "same batch");
+  });
+
+  it("connect with a secret connection per node", () => {
+    const cmd = single("command:remote:Command", "nodelocaldns-kubelet-n3");
+    const { secret, value } = unwrapSecret(cmd.inputs.connection);
+    assert.equal(secret, true, "connection is a secret input");
+    // dialErrorLimit and perDialTimeout are the provider's own defaults.
+    assert.deepEqual(value, {
+      dialErrorLimit: 10,
+      perDialTimeout: 15,
+      host: "10.0.0.13",
+      port: 22,
+      user: "ops",
+      privateKey: PRIVATE_KEY,
+      hostKey: HOST_KEY,
+    });
+  });
+
+  it("run the node program from stdin, through sudo for a non-root user", async () => {
+    const { renderNodeProgram } = await import("../components/nodeScript");
+    const { nodeScriptParams } = await import("../components/nodeCommand");
+    const s = resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" });
+    for (const [i, cmd] of commands().entries()) {
+      const node = settings.nodes[i];
+      const run = node.user === "root" ? "bash -s" : "sudo -n bash -s";
+      assert.equal(cmd.inputs.create, `${run} create`);
+      assert.equal(cmd.inputs.update, `${run} update`);
+      assert.equal(cmd.inputs.delete, `${run} delete`);
+      assert.equal(cmd.inputs.stdin, renderNodeProgram(nodeScriptParams(s, node)));
+      assert.deepEqual(cmd.inputs.triggers, [node.host, node.port]);
+    }
+  });
+
+  it("put no secret in any command text, stdin or other plain input", () => {
+    for (const cmd of commands()) {
+      const { connection, ...plain } = cmd.inputs;
+      assert.ok(unwrapSecret(connection).secret);
+      const text = JSON.stringify(plain);
+      assert.ok(!text.includes("SECRET-MATERIAL"), `${cmd.name} leaks the private key`);
+      assert.ok(!text.includes("PRIVATE KEY"), `${cmd.name} leaks the private key`);
+    }
+  });
+});
+
+describe("render equals what the component registers", () => {
+  it("manifests.yaml holds exactly the registered Kubernetes objects, in apply order", async () => {
+    const { renderStack } = await import("../components/render");
+    const files = renderStack(resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" }));
+    const manifests = files.find((f) => f.path === "manifests.yaml");
+    assert.ok(manifests);
+    const rendered = parseAllDocuments(manifests.content).map((d) => d.toJSON());
+    const registered = regs.filter((r) => r.type.startsWith("kubernetes:")).map((r) => r.inputs);
+    const key = (o: Record<string, unknown>) =>
+      `${String(o.kind)}/${(o.metadata as { name: string }).name}`;
+    assert.deepEqual(
+      [...registered].sort((a, b) => key(a).localeCompare(key(b))),
+      [...rendered].sort((a, b) => key(a).localeCompare(key(b))),
+    );
+    assert.deepEqual(rendered.map(key), [
+      "ServiceAccount/node-local-dns",
+      "Service/kube-dns-upstream",
+      "ConfigMap/node-local-dns",
+      "DaemonSet/node-local-dns",
+      "Service/node-local-dns",
+    ]);
+  });
+
+  it("each node's rendered scripts are its Command's stdin program behind `set -- <action>`", async () => {
+    const { renderStack } = await import("../components/render");
+    const files = renderStack(resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" }));
+    for (const [i, node] of settings.nodes.entries()) {
+      const stdin = commands()[i].inputs.stdin as string;
+      for (const action of ["create", "update", "delete"]) {
+        const file = files.find((f) => f.path === `nodes/${node.name}/${action}.sh`);
+        assert.ok(file, `${node.name}/${action}.sh`);
+        assert.equal(file.content, `#!/usr/bin/env bash\nset -- ${action}\n${stdin}`);
+      }
+    }
+  });
+});

@@ -1,0 +1,175 @@
+// The offline render CLI: what it writes, and that bad input writes nothing.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { parseAllDocuments } from "yaml";
+import { main } from "../cli/render";
+
+const ROOT = path.join(__dirname, "..");
+const temp: string[] = [];
+after(() => temp.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-render-"));
+  temp.push(dir);
+  return dir;
+}
+
+/** A project dir with this Pulumi.yaml and one stack file `test`. */
+function project(stackConfig: string[]): string {
+  const dir = tempDir();
+  fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+  fs.writeFileSync(path.join(dir, "Pulumi.test.yaml"), ["config:", ...stackConfig].join("\n"));
+  return dir;
+}
+
+function listFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
+function capture(fn: () => number): { code: number; stderr: string } {
+  const original = console.error;
+  let stderr = "";
+  console.error = (...args: unknown[]) => void (stderr += args.join(" ") + "\n");
+  try {
+    return { code: fn(), stderr };
+  } finally {
+    console.error = original;
+  }
+}
+
+describe("npm run render", () => {
+  it("writes the dev stack's manifests and three scripts per node (the real entry point)", () => {
+    const out = path.join(tempDir(), "out");
+    const stdout = execFileSync(
+      "npm",
+      ["run", "--silent", "render", "--", "--stack", "dev", "--out", out],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+      },
+    );
+    assert.match(stdout, /wrote 10 files/);
+    assert.deepEqual(listFiles(out), [
+      "manifests.yaml",
+      ...["node-1", "node-2", "node-3"].flatMap((n) =>
+        ["create.sh", "delete.sh", "update.sh"].map((f) => `nodes/${n}/${f}`),
+      ),
+    ]);
+    const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
+    assert.deepEqual(
+      docs.map((d) => d.get("kind")),
+      ["ServiceAccount", "Service", "ConfigMap", "DaemonSet", "Service"],
+    );
+    const script = path.join(out, "nodes/node-1/create.sh");
+    assert.equal(fs.statSync(script).mode & 0o777, 0o755);
+    execFileSync("bash", ["-n", script]);
+  });
+
+  it("leaves only node-cache's own placeholder in the manifests", () => {
+    const out = tempDir();
+    assert.equal(
+      capture(() => main(["--stack", "dev", "--out", out, "--project-dir", ROOT])).code,
+      0,
+    );
+    const text = fs.readFileSync(path.join(out, "manifests.yaml"), "utf8");
+    assert.deepEqual(
+      [...new Set(text.match(/__PILLAR__[A-Z_]+__/g))],
+      ["__PILLAR__UPSTREAM__SERVERS__"],
+    );
+  });
+
+  it("takes the kube-dns ClusterIP from --cluster-dns-ip when config has none", () => {
+    const dir = project(["  nodelocaldns:clusterDomain: corp.example"]);
+    const out = path.join(tempDir(), "out");
+    const missing = capture(() => main(["--stack", "test", "--out", out, "--project-dir", dir]));
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /the kube-dns ClusterIP is unknown offline: set nodelocaldns:clusterDnsIp or pass --cluster-dns-ip <ip>/,
+    );
+    assert.equal(fs.existsSync(out), false, "nothing written");
+
+    const ok = capture(() =>
+      main([
+        "--stack",
+        "test",
+        "--out",
+        out,
+        "--project-dir",
+        dir,
+        "--cluster-dns-ip",
+        "10.100.0.10",
+      ]),
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(
+      fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"),
+      /forward \. 10\.100\.0\.10 \{/,
+    );
+  });
+
+  it("rejects a --cluster-dns-ip that is not an IP with the same message as pulumi up", () => {
+    const dir = project([]);
+    const out = path.join(tempDir(), "out");
+    const r = capture(() =>
+      main(["--stack", "test", "--out", out, "--project-dir", dir, "--cluster-dns-ip", "10.0.0"]),
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nodelocaldns:clusterDnsIp: "10\.0\.0" is not an IP address/);
+  });
+
+  it("fails on bad config with every key named and writes nothing", () => {
+    const dir = project([
+      "  nodelocaldns:clusterDnsIp: 10.96.0.10",
+      "  nodelocaldns:localDnsIp: 10.96.0.10",
+      "  nodelocaldns:nodes:",
+      "    - {name: a, host: 'x;y'}",
+    ]);
+    const out = path.join(tempDir(), "out");
+    const r = capture(() => main(["--stack", "test", "--out", out, "--project-dir", dir]));
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      [
+        "invalid nodelocaldns configuration (2 problems):",
+        "  - nodelocaldns:localDnsIp: must differ from clusterDnsIp (both are 10.96.0.10)",
+        '  - nodelocaldns:nodes[0].host: "x;y" is not a hostname or IP address',
+        "",
+      ].join("\n"),
+    );
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it("needs no secret and writes none", () => {
+    const dir = project([
+      "  nodelocaldns:clusterDnsIp: 10.96.0.10",
+      "  nodelocaldns:ssh:",
+      "    privateKey:",
+      "      secure: v1:CIPHERTEXTSHOULDNOTAPPEAR",
+      "  nodelocaldns:nodes:",
+      "    - {name: a, host: 10.0.0.1}",
+    ]);
+    const out = tempDir();
+    const r = capture(() => main(["--stack", "test", "--out", out, "--project-dir", dir]));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /nodes\[0\]\.hostKey: not pinned/);
+    for (const file of listFiles(out)) {
+      const text = fs.readFileSync(path.join(out, file), "utf8");
+      assert.ok(!text.includes("CIPHERTEXT") && !text.includes("[secret]"), file);
+    }
+  });
+
+  it("explains its usage when --stack or --out is missing", () => {
+    const r = capture(() => main(["--stack", "dev"]));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /usage: npm run render -- --stack <name> --out <dir>/);
+  });
+});
