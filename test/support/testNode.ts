@@ -102,7 +102,11 @@ const COMMAND_TIMEOUT_MS = 60_000;
 const FILE_OP_TIMEOUT_MS = 20_000;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
-const NAMESPACE_FLAGS = ["--mount", "--net", "--pid", "--uts", "--ipc"];
+/** unshare flags of a node: its own namespaces, which die with its first process. */
+const UNSHARE_FLAGS = [
+  ...["--mount", "--net", "--pid", "--uts", "--ipc"],
+  ...["--fork", "--kill-child", "--propagation", "private"],
+];
 
 /** The environment of everything started in a node: nothing from the test process leaks in. */
 const NODE_ENV: NodeJS.ProcessEnv = {
@@ -197,18 +201,7 @@ function detectSupport(): { reason: string | undefined; tools?: Tools } {
   try {
     const probe = spawnSync(
       tools.unshare,
-      [
-        ...NAMESPACE_FLAGS,
-        "--fork",
-        "--kill-child",
-        "--propagation",
-        "private",
-        "bash",
-        "-c",
-        PROBE_SCRIPT,
-        "probe",
-        probeDir,
-      ],
+      [...UNSHARE_FLAGS, "bash", "-c", PROBE_SCRIPT, "probe", probeDir],
       { env: { PATH: HOST_PATH }, encoding: "utf8", timeout: 15_000, killSignal: "SIGKILL" },
     );
     if (probe.error !== undefined) {
@@ -647,11 +640,7 @@ class NamespaceNode implements TestNode {
     const init = spawn(
       this.tools.unshare,
       [
-        ...NAMESPACE_FLAGS,
-        "--fork",
-        "--kill-child",
-        "--propagation",
-        "private",
+        ...UNSHARE_FLAGS,
         "bash",
         path.join(dir, "init.sh"),
         dir,
