@@ -4,11 +4,13 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { KubernetesObject, KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
+import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
 import { renderNodeProgram } from "./nodeScript";
 import { planBatches } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
+
+type RenderedObject = Exclude<keyof KubernetesObjects, "all">;
 
 export interface NodeLocalDnsArgs {
   /** Validated settings (see parseSettings). */
@@ -36,48 +38,37 @@ export class NodeLocalDns extends pulumi.ComponentResource {
             .clusterIP;
     const resolved = this.clusterDnsIp.apply((ip) => resolve(settings, ip));
     const objects = resolved.apply(nodeLocalDnsObjects);
-    const field = (pick: (o: KubernetesObjects) => KubernetesObject) => (key: string) =>
-      objects.apply((o) => pick(o)[key]) as pulumi.Output<never>;
+    // Each resource takes its fields from the rendered object of the same name, so the component
+    // registers exactly what render writes (the typed classes add apiVersion and kind).
+    const fields = <K extends string>(which: RenderedObject, ...keys: K[]) =>
+      Object.fromEntries(keys.map((key) => [key, objects.apply((o) => o[which][key])])) as Record<
+        K,
+        pulumi.Output<never>
+      >;
 
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-service-account`,
-      { metadata: field((o) => o.serviceAccount)("metadata") },
+      fields("serviceAccount", "metadata"),
       child,
     );
     const upstreamService = new k8s.core.v1.Service(
       `${name}-kube-dns-upstream`,
-      {
-        metadata: field((o) => o.upstreamService)("metadata"),
-        spec: field((o) => o.upstreamService)("spec"),
-      },
+      fields("upstreamService", "metadata", "spec"),
       child,
     );
     const configMap = new k8s.core.v1.ConfigMap(
       `${name}-corefile`,
-      {
-        metadata: field((o) => o.configMap)("metadata"),
-        data: field((o) => o.configMap)("data"),
-      },
+      fields("configMap", "metadata", "data"),
       child,
     );
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
     // `pulumi up` then waits until every pod is ready (the provider's default await).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
-      {
-        metadata: field((o) => o.daemonSet)("metadata"),
-        spec: field((o) => o.daemonSet)("spec"),
-      },
+      fields("daemonSet", "metadata", "spec"),
       { ...child, dependsOn: [serviceAccount, upstreamService, configMap] },
     );
-    new k8s.core.v1.Service(
-      `${name}-metrics`,
-      {
-        metadata: field((o) => o.metricsService)("metadata"),
-        spec: field((o) => o.metricsService)("spec"),
-      },
-      child,
-    );
+    new k8s.core.v1.Service(`${name}-metrics`, fields("metricsService", "metadata", "spec"), child);
 
     this.kubeletSwitches = this.switchKubelets(name, settings, resolved, configMap);
     this.localDnsIp = settings.localDnsIp;
