@@ -1,28 +1,21 @@
 // Stack configuration -> Settings. Pure: the same function serves `pulumi up` (values from the
 // engine) and the offline render (values read from Pulumi.<stack>.yaml), so both reject the same
 // config with the same messages, before anything is registered or written.
-import { isHost, isIp, isIPv4, isDnsLabel, isDnsName, isLinkLocalIPv4 } from "./addresses";
-import { Checker, ConfigError, join, Raw } from "./configCheck";
+import { isIp, isIPv4, isDnsLabel, isDnsName, isLinkLocalIPv4 } from "./addresses";
+import { Checker, ConfigError, join, RawConfig } from "./configCheck";
 import {
-  DEFAULTS,
-  KubeletFile,
-  KubeletFormat,
-  NodeSettings,
-  ResourceRequirements,
-  Settings,
-  SshProxy,
-  Toleration,
-} from "./settings";
+  checkSecret,
+  isSafePath,
+  parseKubeletFile,
+  parseNodes,
+  parseSsh,
+  PORT,
+} from "./configNodes";
+import { DEFAULTS, ResourceRequirements, Settings, Toleration } from "./settings";
 
-export { ConfigError };
+export { ConfigError, RawConfig };
 
 export const PROJECT = "nodelocaldns";
-
-/** Config as it arrives: unqualified key -> decoded value, and which keys hold secrets. */
-export interface RawConfig {
-  values: Raw;
-  isSecret(key: string): boolean;
-}
 
 export interface ParsedConfig {
   settings: Settings;
@@ -63,8 +56,7 @@ export const STRUCTURED_KEYS: readonly string[] = [
 ];
 
 const KUBE_PROXY_MODES = ["ipvs", "iptables", "nftables"] as const;
-const KUBELET_FORMATS: readonly KubeletFormat[] = ["auto", "env-file", "config-file"];
-const PORT = [1, 65535] as const;
+
 /** node-cache serves its own metrics on 0.0.0.0:9353 (-metrics-listen-address), host network. */
 const NODE_CACHE_OWN_METRICS_PORT = 9353;
 
@@ -75,14 +67,6 @@ const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$/;
 const LABEL_KEY =
   /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
-const UNIX_USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
-const SAFE_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
-const HOST_KEY =
-  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
-
-function isSafePath(value: string): boolean {
-  return SAFE_PATH.test(value) && !value.split("/").some((seg) => seg === "..");
-}
 
 export function parseSettings(raw: RawConfig): ParsedConfig {
   const c = new Checker(PROJECT);
@@ -246,175 +230,4 @@ function parseRollout(c: Checker, value: unknown): Settings["rollout"] {
       c.integer("rollout.kubeletTimeoutSeconds", obj.kubeletTimeoutSeconds, 1, 600) ??
       d.kubeletTimeoutSeconds,
   };
-}
-
-function parseKubeletFile(
-  c: Checker,
-  path: string,
-  value: unknown,
-  fallback: KubeletFile,
-): KubeletFile {
-  const obj = c.object(path, value) ?? {};
-  c.unknownKeys(path, obj, ["format", "path"]);
-  const format = c.oneOf(join(path, "format"), obj.format, KUBELET_FORMATS) ?? fallback.format;
-  const file = c.string(
-    join(path, "path"),
-    obj.path,
-    isSafePath,
-    "an absolute path of [A-Za-z0-9._-] segments",
-  );
-  const p = file ?? fallback.path;
-  return p === undefined ? { format } : { format, path: p };
-}
-
-interface SshDefaults {
-  user: string;
-  port: number;
-  privateKey?: string;
-  hostKey?: string;
-  proxy?: SshProxy;
-  sudo: boolean;
-}
-
-function parseSsh(c: Checker, value: unknown): SshDefaults {
-  const d = DEFAULTS.ssh;
-  const obj = c.object("ssh", value) ?? {};
-  c.unknownKeys("ssh", obj, ["user", "port", "privateKey", "hostKey", "proxy", "sudo"]);
-  return {
-    user: c.string("ssh.user", obj.user, (s) => UNIX_USER.test(s), "a user name") ?? d.user,
-    port: c.integer("ssh.port", obj.port, ...PORT) ?? d.port,
-    privateKey: privateKey(c, "ssh.privateKey", obj.privateKey),
-    hostKey: hostKey(c, "ssh.hostKey", obj.hostKey),
-    proxy: parseProxy(c, "ssh.proxy", obj.proxy),
-    sudo: c.boolean("ssh.sudo", obj.sudo) ?? d.sudo,
-  };
-}
-
-function parseProxy(c: Checker, path: string, value: unknown): SshProxy | undefined {
-  const obj = c.object(path, value);
-  if (obj === undefined) return undefined;
-  c.unknownKeys(path, obj, ["host", "port", "user", "privateKey", "hostKey"]);
-  const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
-  if (obj.host === undefined) c.problem(join(path, "host"), "is required");
-  const proxy: SshProxy = {
-    host: host ?? "",
-    port: c.integer(join(path, "port"), obj.port, ...PORT) ?? DEFAULTS.ssh.port,
-    user:
-      c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ??
-      DEFAULTS.ssh.user,
-  };
-  const key = privateKey(c, join(path, "privateKey"), obj.privateKey);
-  const hk = hostKey(c, join(path, "hostKey"), obj.hostKey);
-  if (key !== undefined) proxy.privateKey = key;
-  if (hk !== undefined) proxy.hostKey = hk;
-  return proxy;
-}
-
-function privateKey(c: Checker, path: string, value: unknown): string | undefined {
-  // Never echo the value: it is a secret.
-  if (value !== undefined && (typeof value !== "string" || value.trim() === "")) {
-    c.problem(path, "must be a non-empty string (the private key itself, set with --secret)");
-    return undefined;
-  }
-  return value as string | undefined;
-}
-
-function hostKey(c: Checker, path: string, value: unknown): string | undefined {
-  return c.string(
-    path,
-    value,
-    (s) => HOST_KEY.test(s),
-    'an SSH public host key ("ssh-ed25519 AAAA...")',
-  );
-}
-
-/** Private keys only as secrets: the top-level key that holds one must be stored encrypted. */
-function checkSecret(c: Checker, raw: RawConfig, path: string, value: unknown): void {
-  const key = path.split(/[.[]/)[0];
-  if (value !== undefined && !raw.isSecret(key)) {
-    c.problem(
-      path,
-      `is not stored as a secret: set it with \`pulumi config set --secret --path '${path}'\``,
-    );
-  }
-}
-
-function parseNodes(
-  c: Checker,
-  raw: RawConfig,
-  value: unknown,
-  ssh: SshDefaults,
-  kubelet: KubeletFile,
-): NodeSettings[] {
-  const list = c.array("nodes", value) ?? [];
-  const names = new Map<string, number>();
-  const endpoints = new Map<string, number>();
-  const nodes: NodeSettings[] = [];
-  list.forEach((item, i) => {
-    const path = join("nodes", i);
-    const obj = c.object(path, item);
-    if (obj === undefined) return;
-    c.unknownKeys(path, obj, [
-      "name",
-      "host",
-      "port",
-      "user",
-      "privateKey",
-      "hostKey",
-      "proxy",
-      "kubelet",
-    ]);
-    for (const required of ["name", "host"]) {
-      if (obj[required] === undefined) c.problem(join(path, required), "is required");
-    }
-    const name = c.string(
-      join(path, "name"),
-      obj.name,
-      isDnsName,
-      "a node name (lower-case DNS name)",
-    );
-    const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
-    const node: NodeSettings = {
-      name: name ?? "",
-      host: host ?? "",
-      port: c.integer(join(path, "port"), obj.port, ...PORT) ?? ssh.port,
-      user:
-        c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ?? ssh.user,
-      sudo: ssh.sudo,
-      kubelet: parseKubeletFile(c, join(path, "kubelet"), obj.kubelet, kubelet),
-    };
-    const key = privateKey(c, join(path, "privateKey"), obj.privateKey) ?? ssh.privateKey;
-    const hk = hostKey(c, join(path, "hostKey"), obj.hostKey) ?? ssh.hostKey;
-    const proxy = parseProxy(c, join(path, "proxy"), obj.proxy) ?? ssh.proxy;
-    if (key !== undefined) node.privateKey = key;
-    if (hk !== undefined) node.hostKey = hk;
-    if (proxy !== undefined) node.proxy = proxy;
-    checkSecret(c, raw, join(path, "privateKey"), obj.privateKey);
-    checkSecret(c, raw, join(path, "proxy.privateKey"), (obj.proxy as Raw | undefined)?.privateKey);
-
-    if (name !== undefined) {
-      const first = names.get(name);
-      if (first !== undefined)
-        c.problem(
-          join(path, "name"),
-          `duplicate node name ${JSON.stringify(name)} (also nodes[${first}])`,
-        );
-      else names.set(name, i);
-    }
-    if (host !== undefined) {
-      const endpoint = `${host.toLowerCase()}:${node.port}`;
-      const first = endpoints.get(endpoint);
-      if (first !== undefined)
-        c.problem(join(path, "host"), `${endpoint} is also nodes[${first}]: one node, one entry`);
-      else endpoints.set(endpoint, i);
-    }
-    if (hk === undefined) {
-      c.warn(
-        join(path, "hostKey"),
-        `not pinned: the SSH host key of ${host ?? "this node"} will not be checked`,
-      );
-    }
-    nodes.push(node);
-  });
-  return nodes;
 }

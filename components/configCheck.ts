@@ -13,6 +13,12 @@ export class ConfigError extends Error {
 
 export type Raw = Record<string, unknown>;
 
+/** Config as it arrives: unqualified key -> decoded value, and which keys hold secrets. */
+export interface RawConfig {
+  values: Raw;
+  isSecret(key: string): boolean;
+}
+
 export class Checker {
   readonly problems: string[] = [];
   readonly warnings: string[] = [];

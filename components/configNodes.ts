@@ -1,0 +1,187 @@
+// The node half of the config: SSH defaults, bastion, kubelet file and the node list. Pure, like
+// config.ts, and every value that later reaches a shell script or a connection is checked here.
+import { isDnsName, isHost } from "./addresses";
+import { Checker, join, Raw, RawConfig } from "./configCheck";
+import { DEFAULTS, KubeletFile, KubeletFormat, NodeSettings, SshProxy } from "./settings";
+
+export const PORT = [1, 65535] as const;
+const KUBELET_FORMATS: readonly KubeletFormat[] = ["auto", "env-file", "config-file"];
+const UNIX_USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
+const HOST_KEY =
+  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
+
+export function isSafePath(value: string): boolean {
+  return SAFE_PATH.test(value) && !value.split("/").some((seg) => seg === "..");
+}
+
+export function parseKubeletFile(
+  c: Checker,
+  path: string,
+  value: unknown,
+  fallback: KubeletFile,
+): KubeletFile {
+  const obj = c.object(path, value) ?? {};
+  c.unknownKeys(path, obj, ["format", "path"]);
+  const format = c.oneOf(join(path, "format"), obj.format, KUBELET_FORMATS) ?? fallback.format;
+  const file = c.string(
+    join(path, "path"),
+    obj.path,
+    isSafePath,
+    "an absolute path of [A-Za-z0-9._-] segments",
+  );
+  const p = file ?? fallback.path;
+  return p === undefined ? { format } : { format, path: p };
+}
+
+export interface SshDefaults {
+  user: string;
+  port: number;
+  privateKey?: string;
+  hostKey?: string;
+  proxy?: SshProxy;
+  sudo: boolean;
+}
+
+export function parseSsh(c: Checker, value: unknown): SshDefaults {
+  const d = DEFAULTS.ssh;
+  const obj = c.object("ssh", value) ?? {};
+  c.unknownKeys("ssh", obj, ["user", "port", "privateKey", "hostKey", "proxy", "sudo"]);
+  return {
+    user: c.string("ssh.user", obj.user, (s) => UNIX_USER.test(s), "a user name") ?? d.user,
+    port: c.integer("ssh.port", obj.port, ...PORT) ?? d.port,
+    privateKey: privateKey(c, "ssh.privateKey", obj.privateKey),
+    hostKey: hostKey(c, "ssh.hostKey", obj.hostKey),
+    proxy: parseProxy(c, "ssh.proxy", obj.proxy),
+    sudo: c.boolean("ssh.sudo", obj.sudo) ?? d.sudo,
+  };
+}
+
+function parseProxy(c: Checker, path: string, value: unknown): SshProxy | undefined {
+  const obj = c.object(path, value);
+  if (obj === undefined) return undefined;
+  c.unknownKeys(path, obj, ["host", "port", "user", "privateKey", "hostKey"]);
+  const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
+  if (obj.host === undefined) c.problem(join(path, "host"), "is required");
+  const proxy: SshProxy = {
+    host: host ?? "",
+    port: c.integer(join(path, "port"), obj.port, ...PORT) ?? DEFAULTS.ssh.port,
+    user:
+      c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ??
+      DEFAULTS.ssh.user,
+  };
+  const key = privateKey(c, join(path, "privateKey"), obj.privateKey);
+  const hk = hostKey(c, join(path, "hostKey"), obj.hostKey);
+  if (key !== undefined) proxy.privateKey = key;
+  if (hk !== undefined) proxy.hostKey = hk;
+  return proxy;
+}
+
+function privateKey(c: Checker, path: string, value: unknown): string | undefined {
+  // Never echo the value: it is a secret.
+  if (value !== undefined && (typeof value !== "string" || value.trim() === "")) {
+    c.problem(path, "must be a non-empty string (the private key itself, set with --secret)");
+    return undefined;
+  }
+  return value as string | undefined;
+}
+
+function hostKey(c: Checker, path: string, value: unknown): string | undefined {
+  return c.string(
+    path,
+    value,
+    (s) => HOST_KEY.test(s),
+    'an SSH public host key ("ssh-ed25519 AAAA...")',
+  );
+}
+
+/** Private keys only as secrets: the top-level key that holds one must be stored encrypted. */
+export function checkSecret(c: Checker, raw: RawConfig, path: string, value: unknown): void {
+  const key = path.split(/[.[]/)[0];
+  if (value !== undefined && !raw.isSecret(key)) {
+    c.problem(
+      path,
+      `is not stored as a secret: set it with \`pulumi config set --secret --path '${path}'\``,
+    );
+  }
+}
+
+export function parseNodes(
+  c: Checker,
+  raw: RawConfig,
+  value: unknown,
+  ssh: SshDefaults,
+  kubelet: KubeletFile,
+): NodeSettings[] {
+  const list = c.array("nodes", value) ?? [];
+  const names = new Map<string, number>();
+  const endpoints = new Map<string, number>();
+  const nodes: NodeSettings[] = [];
+  list.forEach((item, i) => {
+    const path = join("nodes", i);
+    const obj = c.object(path, item);
+    if (obj === undefined) return;
+    c.unknownKeys(path, obj, [
+      "name",
+      "host",
+      "port",
+      "user",
+      "privateKey",
+      "hostKey",
+      "proxy",
+      "kubelet",
+    ]);
+    for (const required of ["name", "host"]) {
+      if (obj[required] === undefined) c.problem(join(path, required), "is required");
+    }
+    const name = c.string(
+      join(path, "name"),
+      obj.name,
+      isDnsName,
+      "a node name (lower-case DNS name)",
+    );
+    const host = c.string(join(path, "host"), obj.host, isHost, "a hostname or IP address");
+    const node: NodeSettings = {
+      name: name ?? "",
+      host: host ?? "",
+      port: c.integer(join(path, "port"), obj.port, ...PORT) ?? ssh.port,
+      user:
+        c.string(join(path, "user"), obj.user, (s) => UNIX_USER.test(s), "a user name") ?? ssh.user,
+      sudo: ssh.sudo,
+      kubelet: parseKubeletFile(c, join(path, "kubelet"), obj.kubelet, kubelet),
+    };
+    const key = privateKey(c, join(path, "privateKey"), obj.privateKey) ?? ssh.privateKey;
+    const hk = hostKey(c, join(path, "hostKey"), obj.hostKey) ?? ssh.hostKey;
+    const proxy = parseProxy(c, join(path, "proxy"), obj.proxy) ?? ssh.proxy;
+    if (key !== undefined) node.privateKey = key;
+    if (hk !== undefined) node.hostKey = hk;
+    if (proxy !== undefined) node.proxy = proxy;
+    checkSecret(c, raw, join(path, "privateKey"), obj.privateKey);
+    checkSecret(c, raw, join(path, "proxy.privateKey"), (obj.proxy as Raw | undefined)?.privateKey);
+
+    if (name !== undefined) {
+      const first = names.get(name);
+      if (first !== undefined)
+        c.problem(
+          join(path, "name"),
+          `duplicate node name ${JSON.stringify(name)} (also nodes[${first}])`,
+        );
+      else names.set(name, i);
+    }
+    if (host !== undefined) {
+      const endpoint = `${host.toLowerCase()}:${node.port}`;
+      const first = endpoints.get(endpoint);
+      if (first !== undefined)
+        c.problem(join(path, "host"), `${endpoint} is also nodes[${first}]: one node, one entry`);
+      else endpoints.set(endpoint, i);
+    }
+    if (hk === undefined) {
+      c.warn(
+        join(path, "hostKey"),
+        `not pinned: the SSH host key of ${host ?? "this node"} will not be checked`,
+      );
+    }
+    nodes.push(node);
+  });
+  return nodes;
+}
