@@ -8,6 +8,11 @@ export function isIp(value: string): boolean {
 
 export { isIPv4, isIPv6 };
 
+/** IPv6 in its canonical text form (lower case, zeros compressed), as `ip addr` prints it. */
+export function canonicalIp(value: string): string {
+  return isIPv6(value) ? new URL(`http://[${value}]/`).hostname.slice(1, -1) : value;
+}
+
 /** 169.254.0.0/16, the range upstream recommends for the node-local address. */
 export function isLinkLocalIPv4(value: string): boolean {
   return isIPv4(value) && value.startsWith("169.254.");

@@ -1,7 +1,7 @@
 // Stack configuration -> Settings. Pure: the same function serves `pulumi up` (values from the
 // engine) and the offline render (values read from Pulumi.<stack>.yaml), so both reject the same
 // config with the same messages, before anything is registered or written.
-import { isIp, isIPv4, isDnsLabel, isDnsName, isLinkLocalIPv4 } from "./addresses";
+import { canonicalIp, isDnsLabel, isDnsName, isIp, isIPv4, isLinkLocalIPv4 } from "./addresses";
 import { Checker, ConfigError, join, RawConfig } from "./configCheck";
 import {
   checkSecret,
@@ -73,9 +73,13 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
   const v = raw.values;
   c.unknownKeys("", v, CONFIG_KEYS);
 
-  const clusterDnsIp = c.string("clusterDnsIp", v.clusterDnsIp, isIp, "an IP address");
-  const localDnsIp =
-    c.string("localDnsIp", v.localDnsIp, isIp, "an IP address") ?? DEFAULTS.localDnsIp;
+  // Canonical form: the node program compares localDnsIp with what `ip addr` prints.
+  const ip = (key: "clusterDnsIp" | "localDnsIp") => {
+    const value = c.string(key, v[key], isIp, "an IP address");
+    return value === undefined ? undefined : canonicalIp(value);
+  };
+  const clusterDnsIp = ip("clusterDnsIp");
+  const localDnsIp = ip("localDnsIp") ?? DEFAULTS.localDnsIp;
   if (clusterDnsIp !== undefined && clusterDnsIp === localDnsIp) {
     c.problem("localDnsIp", `must differ from clusterDnsIp (both are ${localDnsIp})`);
   }

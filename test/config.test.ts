@@ -54,6 +54,17 @@ describe("parseSettings defaults", () => {
     assert.equal(settings.rollout.batchSize, 10);
   });
 
+  it("writes IPv6 addresses in canonical form, as `ip addr` prints them", () => {
+    const { settings } = parseSettings(
+      raw({ localDnsIp: "FD00:0:0::0010", clusterDnsIp: "FD00::A" }),
+    );
+    assert.equal(settings.localDnsIp, "fd00::10");
+    assert.equal(settings.clusterDnsIp, "fd00::a");
+    assert.deepEqual(problems({ localDnsIp: "FD00::10", clusterDnsIp: "fd00:0::10" }), [
+      "nodelocaldns:localDnsIp: must differ from clusterDnsIp (both are fd00::10)",
+    ]);
+  });
+
   it("applies ssh and kubelet defaults to every node and lets a node override them", () => {
     const { settings, warnings } = parseSettings(
       raw(
