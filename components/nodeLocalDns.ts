@@ -34,8 +34,11 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     this.clusterDnsIp =
       settings.clusterDnsIp !== undefined
         ? pulumi.output(settings.clusterDnsIp)
-        : k8s.core.v1.Service.get("kube-dns", `${NAMESPACE}/${settings.dnsServiceName}`, child).spec
-            .clusterIP;
+        : k8s.core.v1.Service.get(
+            `${name}-kube-dns`,
+            `${NAMESPACE}/${settings.dnsServiceName}`,
+            child,
+          ).spec.clusterIP;
     const resolved = this.clusterDnsIp.apply((ip) => resolve(settings, ip));
     const objects = resolved.apply(nodeLocalDnsObjects);
     // Each resource takes its fields from the rendered object of the same name, so the component

@@ -36,7 +36,7 @@ describe("kube-dns ClusterIP lookup", () => {
     const reads = regs.filter((r) => r.read);
     assert.equal(reads.length, 1);
     assert.equal(reads[0].type, "kubernetes:core/v1:Service");
-    assert.equal(reads[0].name, "kube-dns");
+    assert.equal(reads[0].name, "lookup-kube-dns");
     assert.equal(reads[0].readId, "kube-system/coredns");
     assert.equal(
       regs.filter((r) => !r.read && r.type === "kubernetes:core/v1:Service").length,
