@@ -22,38 +22,31 @@ export interface ParsedConfig {
   warnings: string[];
 }
 
-export const CONFIG_KEYS = [
-  "clusterDnsIp",
-  "dnsServiceName",
-  "localDnsIp",
-  "clusterDomain",
-  "kubeProxyMode",
-  "image",
-  "cache",
-  "healthPort",
-  "metricsPort",
-  "resources",
-  "priorityClassName",
-  "tolerations",
-  "nodeSelector",
-  "nodes",
-  "ssh",
-  "kubelet",
-  "rollout",
-  "stateDir",
-] as const;
+/** Every config key, and whether its value is structured (JSON text from the engine, YAML maps or
+ * lists in stack files) rather than a scalar. The order is the one messages list them in. */
+const KEYS = {
+  clusterDnsIp: false,
+  dnsServiceName: false,
+  localDnsIp: false,
+  clusterDomain: false,
+  kubeProxyMode: false,
+  image: false,
+  cache: true,
+  healthPort: false,
+  metricsPort: false,
+  resources: true,
+  priorityClassName: false,
+  tolerations: true,
+  nodeSelector: true,
+  nodes: true,
+  ssh: true,
+  kubelet: true,
+  rollout: true,
+  stateDir: false,
+} as const;
 
-/** Keys whose value is structured (JSON in `pulumi config`, YAML maps/lists in stack files). */
-export const STRUCTURED_KEYS: readonly string[] = [
-  "cache",
-  "resources",
-  "tolerations",
-  "nodeSelector",
-  "nodes",
-  "ssh",
-  "kubelet",
-  "rollout",
-];
+export const CONFIG_KEYS = Object.keys(KEYS) as (keyof typeof KEYS)[];
+export const STRUCTURED_KEYS: readonly string[] = CONFIG_KEYS.filter((key) => KEYS[key]);
 
 const KUBE_PROXY_MODES = ["ipvs", "iptables", "nftables"] as const;
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { renderCorefile, UPSTREAM_SERVERS_PLACEHOLDER } from "../components/corefile";
-import { resolvedSettings } from "./support/settingsFixture";
+import { NON_DEFAULT_NETWORK, resolvedSettings } from "./support/settingsFixture";
 
 const DEFAULT_COREFILE = `cluster.local:53 {
     errors
@@ -72,11 +72,7 @@ function zones(corefile: string): Map<string, string[]> {
 }
 
 const NON_DEFAULT = resolvedSettings({
-  localDnsIp: "169.254.25.10",
-  clusterDnsIp: "10.233.0.3",
-  clusterDomain: "corp.example",
-  healthPort: 8181,
-  metricsPort: 9353,
+  ...NON_DEFAULT_NETWORK,
   cache: { successSize: 1000, successTtl: 60, denialSize: 500, denialTtl: 7, ttl: 45 },
 });
 
@@ -143,7 +139,7 @@ describe("renderCorefile", () => {
       "forward . 10.233.0.3 {",
       "force_tcp",
       "}",
-      "prometheus :9353",
+      "prometheus :9354",
       "health 169.254.25.10:8181",
     ]);
     for (const zone of ["in-addr.arpa:53", "ip6.arpa:53"]) {
@@ -156,7 +152,7 @@ describe("renderCorefile", () => {
         "forward . 10.233.0.3 {",
         "force_tcp",
         "}",
-        "prometheus :9353",
+        "prometheus :9354",
       ]);
     }
     assert.deepEqual(z.get(".:53"), [
@@ -166,14 +162,14 @@ describe("renderCorefile", () => {
       "loop",
       "bind 169.254.25.10",
       "forward . __PILLAR__UPSTREAM__SERVERS__",
-      "prometheus :9353",
+      "prometheus :9354",
     ]);
   });
 
   it("has health only in the cluster zone and prometheus in every zone", () => {
     const corefile = renderCorefile(NON_DEFAULT);
     assert.equal(corefile.match(/^\s*health /gm)?.length, 1);
-    assert.equal(corefile.match(/^\s*prometheus :9353$/gm)?.length, 4);
+    assert.equal(corefile.match(/^\s*prometheus :9354$/gm)?.length, 4);
     assert.ok(!corefile.includes("9253"));
     assert.ok(!corefile.includes("8080"));
   });

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { renderCorefile } from "../components/corefile";
 import { KubernetesObject, nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { ResolvedSettings } from "../components/settings";
-import { resolvedSettings } from "./support/settingsFixture";
+import { NON_DEFAULT_NETWORK, resolvedSettings } from "./support/settingsFixture";
 
 const CLUSTER_SERVICE = { "kubernetes.io/cluster-service": "true" };
 const RECONCILE = { "addonmanager.kubernetes.io/mode": "Reconcile" };
@@ -185,11 +185,7 @@ function nodeCache(s: ResolvedSettings): Record<string, unknown> {
 }
 
 const NON_DEFAULT = resolvedSettings({
-  localDnsIp: "169.254.25.10",
-  clusterDnsIp: "10.233.0.3",
-  clusterDomain: "corp.example",
-  healthPort: 8181,
-  metricsPort: 9353,
+  ...NON_DEFAULT_NETWORK,
   image: "mirror.example.com/dns/k8s-dns-node-cache:1.26.4",
   resources: {
     requests: { cpu: "50m", memory: "20Mi" },
@@ -245,7 +241,7 @@ describe("nodeLocalDnsObjects", () => {
       expectedDaemonSet({
         localDnsIp: "169.254.25.10",
         healthPort: 8181,
-        metricsPort: 9353,
+        metricsPort: 9354,
         image: "mirror.example.com/dns/k8s-dns-node-cache:1.26.4",
         resources: { requests: { cpu: "50m", memory: "20Mi" }, limits: { memory: "64Mi" } },
         priorityClassName: "custom-critical",
@@ -256,7 +252,7 @@ describe("nodeLocalDnsObjects", () => {
         nodeSelector: { "kubernetes.io/os": "linux", pool: "system" },
       }),
     );
-    assert.deepEqual(o.metricsService, expectedMetricsService(9353));
+    assert.deepEqual(o.metricsService, expectedMetricsService(9354));
   });
 
   it("passes exactly one -localip, without a comma, and the same IP to the probe", () => {

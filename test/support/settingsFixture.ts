@@ -24,3 +24,12 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
   };
   return { ...base, ...overrides };
 }
+
+/** Non-default addresses, domain and ports (valid config), shared by the renderer tests. */
+export const NON_DEFAULT_NETWORK = {
+  localDnsIp: "169.254.25.10",
+  clusterDnsIp: "10.233.0.3",
+  clusterDomain: "corp.example",
+  healthPort: 8181,
+  metricsPort: 9354,
+} satisfies Partial<ResolvedSettings>;
