@@ -1,0 +1,28 @@
+// Warnings reach the operator through the engine's log, not silence: an unpinned host key and a
+// local address outside 169.254.0.0/16.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { startMockRuntime } from "./support/mockRuntime";
+
+it("logs every config warning through pulumi.log.warn and still deploys", async () => {
+  const warned: string[] = [];
+  const log = pulumi.log as { warn: (message: string) => Promise<void> };
+  log.warn = async (message: string) => void warned.push(message);
+
+  const runtime = await startMockRuntime({
+    config: {
+      "nodelocaldns:clusterDnsIp": "10.96.0.10",
+      "nodelocaldns:localDnsIp": "10.255.255.10",
+      "nodelocaldns:nodes": JSON.stringify([{ name: "a", host: "10.0.0.1" }]),
+    },
+  });
+  await import("../index");
+  await runtime.settled();
+
+  assert.deepEqual(warned, [
+    "nodelocaldns:localDnsIp: 10.255.255.10 is not link-local (169.254.0.0/16) as upstream recommends",
+    "nodelocaldns:nodes[0].hostKey: not pinned: the SSH host key of 10.0.0.1 will not be checked",
+  ]);
+  assert.equal(runtime.registrations.filter((r) => r.type === "command:remote:Command").length, 1);
+});
