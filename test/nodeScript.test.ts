@@ -201,6 +201,19 @@ async function addCacheAddress(node: TestNode, ip: string): Promise<ChildProcess
   throw new Error(`no listener on ${ip}:53 in the node`);
 }
 
+/** Waits until the program in the node sleeps between two polls (`sleep 1`), e.g. for the cache. */
+async function waitForPoll(node: TestNode): Promise<void> {
+  const probe =
+    "for p in /proc/[0-9]*; do [[ $(tr '\\0' ' ' <$p/cmdline 2>/dev/null) == 'sleep 1 ' ]] && exit 0; done; exit 1";
+  for (let i = 0; i < 200; i++) {
+    if ((await node.run(probe)).code === 0) {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("the program never polled");
+}
+
 function scenarios(transport: Transport): void {
   const on = (opts: TestNodeOptions, body: (n: Node) => Promise<void>) =>
     onNode(transport, opts, body);
@@ -576,6 +589,26 @@ function scenarios(transport: Transport): void {
         }
       }));
 
+    it("undoes only once when a state file cannot be written after the restart", () =>
+      on({ files: { [TKE]: TKE_FILE } }, async (n) => {
+        // Room for five files: path, original, original-dns, new and pre fit; the temp file for
+        // `applied` (made in a command substitution) does not.
+        const full = await n.node.run(
+          `mkdir -p ${STATE} && mount -t tmpfs -o nr_inodes=6,mode=700 tmpfs ${STATE}`,
+        );
+        assert.equal(full.code, 0, full.stderr);
+        const r = await n.exec("create");
+        assertFailed(r, /failed \(line \d+\): T=\$\(mktemp/);
+        assert.equal(r.stderr.match(/failed \(line/g)?.length, 1, r.stderr);
+        assert.match(r.stdout, /restored \/etc\/kubernetes\/kubelet/);
+        assert.doesNotMatch(r.stdout, /cannot restore/);
+        assert.equal(n.text(TKE), TKE_FILE);
+        assert.equal(n.node.restarts(), 2);
+        assert.equal(n.node.kubeletState(), "active");
+        assert.deepEqual(await n.state(), []);
+        await assertNoTempFile(n, TKE);
+      }));
+
     it("removes the state it recorded when the file cannot be replaced", () =>
       on({ files: { [TKE]: TKE_FILE } }, async (n) => {
         const ro = await n.node.run(
@@ -673,6 +706,25 @@ function scenarios(transport: Transport): void {
       );
     });
 
+    it("when the file changes while it waits for the cache", () =>
+      on({ cacheListening: false, files: { [TKE]: TKE_FILE } }, async (n) => {
+        const run = n.exec("create", { readyTimeoutSeconds: 30 });
+        await waitForPoll(n.node);
+        // e.g. config management rewrites the file meanwhile: that edit must not be undone.
+        const edited = replaceOnce(
+          TKE_FILE,
+          `MAX_PODS="--max-pods=61"`,
+          `MAX_PODS="--max-pods=64"`,
+        );
+        n.node.writeFile(TKE, edited);
+        await n.node.setCacheListening(true);
+        assertFailed(
+          await run,
+          /\/etc\/kubernetes\/kubelet changed while waiting for the cache; nothing changed/,
+        );
+        await assertUntouched(n, { [TKE]: edited });
+      }));
+
     it("when the kubelet file is a symlink", () =>
       on({ files: { "/etc/kubelet-real/kubelet": TKE_FILE } }, async (n) => {
         await n.node.run(`mkdir -p /etc/kubernetes && ln -s /etc/kubelet-real/kubelet ${TKE}`);
@@ -736,6 +788,26 @@ function scenarios(transport: Transport): void {
         assert.equal(n.node.kubeletState(), "active");
         assert.equal(await n.state(), undefined);
         await assertNoTempFile(n, TKE);
+      }));
+
+    it("waits no longer than kubeletTimeoutSeconds for a `systemctl restart` that hangs", () =>
+      on({ files: { [TKE]: TKE_FILE } }, async (n) => {
+        // The restart does its job, then blocks (as when a stop or start job hangs).
+        const mv = await n.node.run("mv /usr/bin/systemctl /usr/bin/systemctl-stub");
+        assert.equal(mv.code, 0, mv.stderr);
+        n.node.writeFile(
+          "/usr/bin/systemctl",
+          '#!/bin/bash\n/usr/bin/systemctl-stub "$@" || exit\n[[ $1 != restart ]] || exec sleep 60\n',
+          0o755,
+        );
+        const started = Date.now();
+        const r = await n.exec("create");
+        const took = Date.now() - started;
+        assertOk(r);
+        assert.ok(took < 20_000, `took ${took} ms`);
+        assert.equal(n.text(TKE), TKE_SWITCHED);
+        assert.equal(n.node.restarts(), 1);
+        await assertSwitchedState(n, TKE, TKE_FILE, KUBE_DNS, TKE_SWITCHED);
       }));
 
     it("after an update to a new address: restores the previous switch and keeps its state", () =>

@@ -34,13 +34,15 @@ export const REGEXES: Record<string, string> = {
 // prefixes it (also what bash or a tool says on its own; fd 3 is the real stderr), stdout through
 // say. `die` undoes an armed switch (U set: the kubelet file was already replaced) so that a
 // failing step leaves the node as it found it; the ERR trap routes any unexpected failure through
-// it. `no` fails before any change. T is the one temp file in flight.
+// it. -E hands that trap to subshells too (`$(mktemp)`, a pipeline's part): there it only exits,
+// and the failure reaches die once, in the main shell (never undo twice, in two processes).
+// `no` fails before any change. T is the one temp file in flight.
 const OUTPUT = bash`say() { printf 'nodelocaldns[%s]: %s\n' "$N" "$*" || :; }
 exec 3>&2 2> >(while IFS= read -r l; do say "$l" >&3; done)
 T= U= Z=0
 die() { trap - ERR; echo "$*" >&2 || :; rm -f "$T"; [[ -z $U ]] || undo; exit 1; }
 no() { die "$*; nothing changed"; }
-trap 'die "failed (line $LINENO): $BASH_COMMAND"' ERR
+trap '((BASHPID==$$))||exit 1;die "failed (line $LINENO): $BASH_COMMAND"' ERR
 trap 'rm -f "$T"' EXIT
 `;
 
@@ -106,11 +108,13 @@ done
 IFS=$'\n'; printf %s "\${B[*]}$E"; }
 `;
 
+// ck fails, changing nothing, unless the file still holds the bytes in A ($1: why it matters).
 // loc finds the kubelet file (f, format fm) and parses it. Recorded state wins (revert must touch
 // the file that was switched); then kubelet.path (format auto: config-file if a line starts with
 // `clusterDNS:`); then the well-known locations (letter: their format) of the configured format
 // (a: auto takes all), where exactly one may carry a setting.
-const LOCATE = bash`loc() { local c g h k= t=
+const LOCATE = bash`ck() { emit '' | cmp -s - "$f" || no "$f$1"; }
+loc() { local c g h k= t=
 f=$KP; rs f path '^/[[:print:]]+$'
 if [[ $f ]]; then rd "$f"; fm=$F
 if [[ $fm == auto ]]; then fm=env-file; [[ $'\n'$(<"$f") != *$'\nclusterDNS:'* ]] || fm=config-file; fi
@@ -126,7 +130,7 @@ done
 [[ $k != " "*" "* ]] || no "cluster DNS set in more than one file:$k; set kubelet.path and kubelet.format"
 f=$g fm=$h; rd "$f"; pf
 fi
-emit '' | cmp -s - "$f" || no "$f: cannot rewrite it byte for byte"
+ck ": cannot rewrite it byte for byte"
 say "found cluster DNS $V in $f ($fm)"; }
 `;
 

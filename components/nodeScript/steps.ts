@@ -17,9 +17,10 @@ sleep 1; done; }
 // `systemctl restart` can fail or succeed whatever kubelet then does: what counts is `is-active`.
 // A Type=simple kubelet reads "active" right after the fork, even if it exits on its config a
 // moment later: it must read "active" twice, a second apart. "failed" ends the wait early; the
-// deadline bounds it (an "active" read at the deadline still gets its second read).
+// deadline bounds it (an "active" read at the deadline still gets its second read), also a
+// restart that blocks (a stop or start job that hangs): it is not waited for beyond the deadline.
 const RESTART = bash`up() { local d=$((SECONDS+KT)) k=0 s
-systemctl restart kubelet >/dev/null 2>&1 || :
+timeout $KT systemctl restart kubelet >/dev/null 2>&1 || :
 while :; do s=$(systemctl is-active kubelet 2>/dev/null || :)
 if [[ $s == active ]]; then k=$((k+1)); else k=0; fi
 if ((k>1)); then say "kubelet restarted, active"; return; fi
@@ -47,6 +48,8 @@ case $Z in 1) clr ;; 0) rm -f "$S/pre" "$S/new" ;; esac; }
 //   restart, rolling back to the recorded original if kubelet does not come back.
 // - V is ad (L changed since): keep the recorded original (Z=0).
 // - otherwise (fresh, or the file was reset since): record the original from the file (Z=1).
+// The file must still hold the bytes parsed before the wait for the cache: writing them back
+// would undo an edit made meanwhile (and record it as the original).
 // State is written before the file (U=2 from then: a failure removes state this step recorded);
 // applied/applied-dns only once kubelet is back, and the switch stays armed (U=1) until then, so
 // any failure puts the old bytes back.
@@ -63,7 +66,7 @@ say "no state: switched by hand; adopted (delete sets $C), kubelet not restarted
 p=$S/original; say "unconfirmed switch: confirming it"
 elif [[ $st && $V == "$ad" ]]; then Z=0; say "switched to $ad earlier: keeping the original"
 fi
-rdy
+rdy; ck " changed while waiting for the cache"
 if ((Z)) && [[ $V != "$L" ]]; then U=2; rm -f "$S"/applied*; rec "$f" "$V"; fi
 emit "$L" >"$S/new"; go "$p" "$S/new" "$L"
 if up; then sv applied -f "$S/new"; sv applied-dns "$L"; U=; rm -f "$S/pre" "$S/new"; return; fi
