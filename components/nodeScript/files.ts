@@ -36,11 +36,13 @@ export const REGEXES: Record<string, string> = {
 // failing step leaves the node as it found it; the ERR trap routes any unexpected failure through
 // it. -E hands that trap to subshells too (`$(mktemp)`, a pipeline's part): there it only exits,
 // and the failure reaches die once, in the main shell (never undo twice, in two processes).
+// die writes its own message straight to the real stderr (fd 3), so the one line that says why the
+// run failed never depends on the filter getting to it before the program exits.
 // `no` fails before any change. T is the one temp file in flight.
 const OUTPUT = bash`say() { printf 'nodelocaldns[%s]: %s\n' "$N" "$*" || :; }
 exec 3>&2 2> >(while IFS= read -r l; do say "$l" >&3; done)
 T= U= Z=0
-die() { trap - ERR; echo "$*" >&2 || :; rm -f "$T"; [[ -z $U ]] || undo; exit 1; }
+die() { trap - ERR; say "$*" >&3; rm -f "$T"; [[ -z $U ]] || undo; exit 1; }
 no() { die "$*; nothing changed"; }
 trap '((BASHPID==$$))||exit 1;die "failed (line $LINENO): $BASH_COMMAND"' ERR
 trap 'rm -f "$T"' EXIT
