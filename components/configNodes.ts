@@ -34,7 +34,7 @@ export function parseKubeletFile(
   return p === undefined ? { format } : { format, path: p };
 }
 
-export interface SshDefaults {
+interface SshDefaults {
   user: string;
   port: number;
   privateKey?: string;

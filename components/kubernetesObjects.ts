@@ -41,17 +41,17 @@ export interface KubernetesObjects {
 }
 
 /** Where node-cache writes the Corefile it generates from Corefile.base. */
-export const COREFILE_PATH = "/etc/Corefile";
+const COREFILE_PATH = "/etc/Corefile";
 /** Inside the container; tells node-cache that CoreDNS is up so it sets up iptables at once. */
-export const PIDFILE_PATH = "/tmp/node-cache.pid";
-export const CONTAINER_NAME = "node-cache";
+const PIDFILE_PATH = "/tmp/node-cache.pid";
+const CONTAINER_NAME = "node-cache";
 
 const CLUSTER_SERVICE_LABEL = { "kubernetes.io/cluster-service": "true" };
 const RECONCILE_LABEL = { "addonmanager.kubernetes.io/mode": "Reconcile" };
 const APP_LABELS = { "k8s-app": APP_NAME };
 
 /** The container args. `-localip` holds exactly one address: a comma crashes node-cache. */
-export function nodeCacheArgs(s: ResolvedSettings): string[] {
+function nodeCacheArgs(s: ResolvedSettings): string[] {
   return [
     "-localip",
     s.localDnsIp,

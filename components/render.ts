@@ -6,7 +6,7 @@ import { nodeScriptParams } from "./nodeCommand";
 import { NodeAction, renderNodeScript } from "./nodeScript";
 import { ResolvedSettings } from "./settings";
 
-export const NODE_ACTIONS: readonly NodeAction[] = ["create", "update", "delete"];
+const NODE_ACTIONS: readonly NodeAction[] = ["create", "update", "delete"];
 
 export interface RenderedFile {
   path: string;
