@@ -5,11 +5,12 @@ import { canonicalIp, isDnsLabel, isDnsName, isIp, isIPv4, isLinkLocalIPv4 } fro
 import { Checker, ConfigError, join, RawConfig } from "./configCheck";
 import {
   checkSecret,
-  isSafePath,
+  isStateDir,
   parseKubeletFile,
   parseNodes,
   parseSsh,
   PORT,
+  STATE_DIR_PARENTS,
 } from "./configNodes";
 import { DEFAULTS, ResourceRequirements, Settings, Toleration } from "./settings";
 
@@ -62,7 +63,7 @@ const LABEL_KEY =
 const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
 
 export function parseSettings(raw: RawConfig): ParsedConfig {
-  const c = new Checker(PROJECT);
+  const c = new Checker(PROJECT, raw.isSecret);
   const v = raw.values;
   c.unknownKeys("", v, CONFIG_KEYS);
 
@@ -75,6 +76,12 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
   const localDnsIp = ip("localDnsIp") ?? DEFAULTS.localDnsIp;
   if (clusterDnsIp !== undefined && clusterDnsIp === localDnsIp) {
     c.problem("localDnsIp", `must differ from clusterDnsIp (both are ${localDnsIp})`);
+  }
+  if (clusterDnsIp !== undefined && isIPv4(clusterDnsIp) !== isIPv4(localDnsIp)) {
+    c.problem(
+      "localDnsIp",
+      `${localDnsIp} and clusterDnsIp ${clusterDnsIp} must be of one address family (the cache replaces the kube-dns entry of its own family)`,
+    );
   }
   if (isIPv4(localDnsIp) && !isLinkLocalIPv4(localDnsIp)) {
     c.warn("localDnsIp", `${localDnsIp} is not link-local (169.254.0.0/16) as upstream recommends`);
@@ -137,8 +144,8 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       c.string(
         "stateDir",
         v.stateDir,
-        (s) => isSafePath(s) && s !== "/",
-        "an absolute path of [A-Za-z0-9._-] segments",
+        isStateDir,
+        `a directory of its own under ${STATE_DIR_PARENTS.join(", ")} (plain names only)`,
       ) ?? DEFAULTS.stateDir,
   };
 
@@ -176,7 +183,7 @@ function parseResources(c: Checker, value: unknown): ResourceRequirements {
     );
     if (m === undefined) continue;
     for (const [name, q] of Object.entries(m)) {
-      if (!QUANTITY.test(q)) c.problem(join(path, name), `${JSON.stringify(q)} is not a quantity`);
+      if (!QUANTITY.test(q)) c.problem(join(path, name), `${c.show(path, q)} is not a quantity`);
     }
     out[k] = m;
   }

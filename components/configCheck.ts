@@ -23,7 +23,20 @@ export class Checker {
   readonly problems: string[] = [];
   readonly warnings: string[] = [];
 
-  constructor(private readonly namespace: string) {}
+  /** isSecret: whether a top-level key holds a secret; its values never appear in a message. */
+  constructor(
+    private readonly namespace: string,
+    private readonly isSecret: (key: string) => boolean = () => false,
+  ) {}
+
+  /**
+   * A value as a message may show it: a short, printable string as it is, anything else (a secret,
+   * a long or multi-line string such as a key pasted into the wrong field, an object) only by kind.
+   */
+  show(path: string, value: unknown): string {
+    if (this.isSecret(path.split(/[.[]/)[0] ?? path)) return "a secret value";
+    return showValue(value);
+  }
 
   key(path: string): string {
     return `${this.namespace}:${path}`;
@@ -49,25 +62,25 @@ export class Checker {
   object(path: string, value: unknown): Raw | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value === "object" && !Array.isArray(value)) return value as Raw;
-    this.problem(path, `must be an object, got ${describe(value)}`);
+    this.problem(path, `must be an object, got ${this.show(path, value)}`);
     return undefined;
   }
 
   array(path: string, value: unknown): unknown[] | undefined {
     if (value === undefined || value === null) return undefined;
     if (Array.isArray(value)) return value;
-    this.problem(path, `must be a list, got ${describe(value)}`);
+    this.problem(path, `must be a list, got ${this.show(path, value)}`);
     return undefined;
   }
 
   string(path: string, value: unknown, test?: (v: string) => boolean, what?: string) {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== "string") {
-      this.problem(path, `must be a string, got ${describe(value)}`);
+      this.problem(path, `must be a string, got ${this.show(path, value)}`);
       return undefined;
     }
     if (test && !test(value)) {
-      this.problem(path, `${JSON.stringify(value)} is not ${what}`);
+      this.problem(path, `${this.show(path, value)} is not ${what}`);
       return undefined;
     }
     return value;
@@ -78,7 +91,7 @@ export class Checker {
     if (value === undefined || value === null) return undefined;
     const n = typeof value === "string" && /^-?[0-9]+$/.test(value) ? Number(value) : value;
     if (typeof n !== "number" || !Number.isInteger(n)) {
-      this.problem(path, `must be a whole number, got ${describe(value)}`);
+      this.problem(path, `must be a whole number, got ${this.show(path, value)}`);
       return undefined;
     }
     if (n < min || n > max) {
@@ -92,7 +105,7 @@ export class Checker {
     if (value === undefined || value === null) return undefined;
     if (value === true || value === "true") return true;
     if (value === false || value === "false") return false;
-    this.problem(path, `must be true or false, got ${describe(value)}`);
+    this.problem(path, `must be true or false, got ${this.show(path, value)}`);
     return undefined;
   }
 
@@ -100,7 +113,7 @@ export class Checker {
     const s = this.string(path, value);
     if (s === undefined) return undefined;
     if ((allowed as readonly string[]).includes(s)) return s as T;
-    this.problem(path, `${JSON.stringify(s)} is not one of ${allowed.join(", ")}`);
+    this.problem(path, `${this.show(path, s)} is not one of ${allowed.join(", ")}`);
     return undefined;
   }
 
@@ -112,7 +125,7 @@ export class Checker {
     let ok = true;
     for (const [k, v] of Object.entries(obj)) {
       if (!test(k)) {
-        this.problem(join(path, k), `key ${JSON.stringify(k)} is not ${what}`);
+        this.problem(join(path, k), `key ${this.show(path, k)} is not ${what}`);
         ok = false;
       }
       const s = this.string(join(path, k), v, test, what);
@@ -128,8 +141,14 @@ export function join(path: string, key: string | number): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
-function describe(value: unknown): string {
+/** Longest string a message shows as it is. */
+const SHOWN_STRING_MAX = 48;
+
+function showValue(value: unknown): string {
   if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "an object";
-  return `${typeof value} ${JSON.stringify(value)}`;
+  if (value !== null && typeof value === "object") return "an object";
+  if (typeof value !== "string") return `${typeof value} ${String(value)}`;
+  const safe =
+    value.length <= SHOWN_STRING_MAX && /^[\x20-\x7e]*$/.test(value) && !/PRIVATE KEY/i.test(value);
+  return safe ? JSON.stringify(value) : `a string of ${value.length} characters (not shown)`;
 }

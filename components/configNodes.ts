@@ -5,14 +5,26 @@ import { Checker, join, Raw, RawConfig } from "./configCheck";
 import { DEFAULTS, KubeletFile, KubeletFormat, NodeSettings, SshProxy } from "./settings";
 
 export const PORT = [1, 65535] as const;
-const KUBELET_FORMATS: readonly KubeletFormat[] = ["auto", "env-file", "config-file"];
+const KUBELET_FORMATS: readonly KubeletFormat[] = ["auto", "env-file", "config-file", "unit-file"];
 const UNIX_USER = /^[a-z_][a-z0-9_.-]{0,31}$/;
-const SAFE_PATH = /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/;
+/** Absolute, every segment a plain name: no ".", "..", hidden segments, doubled or trailing "/". */
+const SAFE_PATH = /^(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/;
+/**
+ * Where stateDir may be: a directory of its own under one of these. State must survive reboots
+ * (not /run or /tmp), and only root may be able to write on its path (not /tmp or /var/tmp, whose
+ * sticky world-writable directories let anyone plant state), nor may it be a system directory
+ * whose permissions the node program would tighten (/etc, /var/lib itself).
+ */
+export const STATE_DIR_PARENTS = ["/var/lib", "/var/opt", "/opt", "/srv"] as const;
 const HOST_KEY =
   /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
 
 export function isSafePath(value: string): boolean {
-  return SAFE_PATH.test(value) && !value.split("/").some((seg) => seg === "..");
+  return SAFE_PATH.test(value);
+}
+
+export function isStateDir(value: string): boolean {
+  return isSafePath(value) && STATE_DIR_PARENTS.some((parent) => value.startsWith(`${parent}/`));
 }
 
 export function parseKubeletFile(
@@ -28,7 +40,7 @@ export function parseKubeletFile(
     join(path, "path"),
     obj.path,
     isSafePath,
-    "an absolute path of [A-Za-z0-9._-] segments",
+    "an absolute path of plain [A-Za-z0-9._-] names",
   );
   const p = file ?? fallback.path;
   return p === undefined ? { format } : { format, path: p };
@@ -164,7 +176,7 @@ export function parseNodes(
       if (first !== undefined)
         c.problem(
           join(path, "name"),
-          `duplicate node name ${JSON.stringify(name)} (also nodes[${first}])`,
+          `duplicate node name ${c.show("nodes", name)} (also nodes[${first}])`,
         );
       else names.set(name, i);
     }

@@ -2,7 +2,7 @@
 // `pulumi up`, and the stack files on disk for the offline render.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseDocument } from "yaml";
 import { ParsedConfig, parseSettings, PROJECT, RawConfig, STRUCTURED_KEYS } from "./config";
 import { Raw } from "./configCheck";
 import { SECRET_PLACEHOLDER } from "./settings";
@@ -74,8 +74,20 @@ export function settingsFromFiles(projectDir: string, stack: string): ParsedConf
   return parseSettings(rawConfigFromFiles(projectDir, stack));
 }
 
+/**
+ * Parses a YAML file. An error names the file, line and column and what is wrong, never the text
+ * around it: that text may be a secret's ciphertext or a key pasted by mistake.
+ */
 function readYaml(file: string): unknown {
-  return parseYaml(fs.readFileSync(file, "utf8"));
+  const doc = parseDocument(fs.readFileSync(file, "utf8"), { logLevel: "silent" });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) {
+    const where = problem.linePos?.[0];
+    const at = where === undefined ? "" : ` at line ${where.line}, column ${where.col}`;
+    const what = problem.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "");
+    throw new Error(`${file}: YAML ${problem.name === "YAMLWarning" ? "warning" : "error"}${at}: ${what}`);
+  }
+  return doc.toJS();
 }
 
 function replaceSecure(value: unknown): { value: unknown; hadSecret: boolean } {
@@ -85,7 +97,8 @@ function replaceSecure(value: unknown): { value: unknown; hadSecret: boolean } {
   }
   if (value !== null && typeof value === "object") {
     const obj = value as Raw;
-    if (Object.keys(obj).length === 1 && typeof obj.secure === "string") {
+    // Any object with a `secure` key is a secret (even with extra keys, which Pulumi would refuse).
+    if ("secure" in obj) {
       return { value: SECRET_PLACEHOLDER, hadSecret: true };
     }
     let hadSecret = false;

@@ -163,7 +163,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
     [
       "a port that is not a number",
       { healthPort: "80a" },
-      ['nodelocaldns:healthPort: must be a whole number, got string "80a"'],
+      ['nodelocaldns:healthPort: must be a whole number, got "80a"'],
     ],
     [
       "unknown keys at every level",
@@ -182,10 +182,10 @@ describe("parseSettings rejects bad config, naming each key", () => {
       ],
     ],
     [
-      "a stateDir that is relative, root, or climbs",
+      "a stateDir that climbs",
       { stateDir: "/var/lib/../../etc" },
       [
-        'nodelocaldns:stateDir: "/var/lib/../../etc" is not an absolute path of [A-Za-z0-9._-] segments',
+        'nodelocaldns:stateDir: "/var/lib/../../etc" is not a directory of its own under /var/lib, /var/opt, /opt, /srv (plain names only)',
       ],
     ],
     [
@@ -208,8 +208,8 @@ describe("parseSettings rejects bad config, naming each key", () => {
       "a kubelet format that does not exist and a relative path",
       { kubelet: { format: "ini", path: "etc/kubelet" } },
       [
-        'nodelocaldns:kubelet.format: "ini" is not one of auto, env-file, config-file',
-        'nodelocaldns:kubelet.path: "etc/kubelet" is not an absolute path of [A-Za-z0-9._-] segments',
+        'nodelocaldns:kubelet.format: "ini" is not one of auto, env-file, config-file, unit-file',
+        'nodelocaldns:kubelet.path: "etc/kubelet" is not an absolute path of plain [A-Za-z0-9._-] names',
       ],
     ],
     [
@@ -241,7 +241,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
         "nodelocaldns:nodes[3].sudo: unknown key (known keys: name, host, port, user, privateKey, hostKey, proxy, kubelet)",
         'nodelocaldns:nodes[4].hostKey: "not a key" is not an SSH public host key ("ssh-ed25519 AAAA...")',
         "nodelocaldns:nodes[4].host: 10.0.0.4:22 is also nodes[3]: one node, one entry",
-        'nodelocaldns:nodes[5]: must be an object, got string "f"',
+        'nodelocaldns:nodes[5]: must be an object, got "f"',
       ],
     ],
     [
@@ -326,4 +326,117 @@ describe("parseSettings warnings", () => {
     );
     assert.equal(settings.nodes[0].privateKey, "KEY");
   });
+});
+
+describe("stateDir: only a directory that only root can write, and that survives reboots", () => {
+  const refused = (stateDir: string) => [
+    `nodelocaldns:stateDir: ${JSON.stringify(stateDir)} is not a directory of its own under /var/lib, /var/opt, /opt, /srv (plain names only)`,
+  ];
+  // Each of these once passed: a symlink-free check on the node is the second line of defence,
+  // these names never reach it.
+  for (const stateDir of [
+    "/",
+    "/.",
+    "/etc/.",
+    "/etc",
+    "/etc/kubernetes/kubelet",
+    "/tmp/x",
+    "/var/tmp/nld",
+    "/run/nodelocaldns",
+    "/var/lib",
+    "/var/lib/",
+    "/var/lib//x",
+    "/var/lib/./x",
+    "/var/lib/.hidden",
+    "relative/dir",
+    "/var/lib/x y",
+  ]) {
+    it(`refuses ${JSON.stringify(stateDir)}`, () => {
+      assert.deepEqual(problems({ stateDir }), refused(stateDir));
+    });
+  }
+  for (const stateDir of [
+    "/var/lib/nodelocaldns",
+    "/var/opt/nld/state",
+    "/opt/nodelocaldns",
+    "/srv/x",
+  ]) {
+    it(`accepts ${stateDir}`, () => {
+      assert.equal(parseSettings(raw({ stateDir })).settings.stateDir, stateDir);
+    });
+  }
+});
+
+describe("address families", () => {
+  it("refuses a localDnsIp of another family than clusterDnsIp", () => {
+    assert.deepEqual(problems({ localDnsIp: "fd00::10", clusterDnsIp: "10.96.0.10" }), [
+      "nodelocaldns:localDnsIp: fd00::10 and clusterDnsIp 10.96.0.10 must be of one address family (the cache replaces the kube-dns entry of its own family)",
+    ]);
+  });
+});
+
+describe("no secret and no long value in any message", () => {
+  const KEY =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ MARKER\n-----END OPENSSH PRIVATE KEY-----\n";
+  const CIPHERTEXT = "v1:MARKERCIPHERTEXT0123456789abcdef0123456789abcdef==";
+  // Where a key lands when `pulumi config set --secret [--path ...] < key` names the wrong key.
+  const cases: [string, Record<string, unknown>, string[], string][] = [
+    [
+      "the whole ssh object",
+      { ssh: KEY },
+      ["ssh"],
+      "nodelocaldns:ssh: must be an object, got a secret value",
+    ],
+    [
+      "a node",
+      { nodes: [KEY] },
+      ["nodes"],
+      "nodelocaldns:nodes[0]: must be an object, got a secret value",
+    ],
+    [
+      "a node's hostKey",
+      { nodes: [{ name: "a", host: "10.0.0.1", hostKey: KEY }] },
+      ["nodes"],
+      'nodelocaldns:nodes[0].hostKey: a secret value is not an SSH public host key ("ssh-ed25519 AAAA...")',
+    ],
+    [
+      "ssh.proxy",
+      { ssh: { proxy: KEY } },
+      ["ssh"],
+      "nodelocaldns:ssh.proxy: must be an object, got a secret value",
+    ],
+    [
+      "ssh.user",
+      { ssh: { user: KEY } },
+      ["ssh"],
+      "nodelocaldns:ssh.user: a secret value is not a user name",
+    ],
+    [
+      "hostKey, not stored as a secret",
+      { ssh: { hostKey: KEY } },
+      [],
+      'nodelocaldns:ssh.hostKey: a string of 120 characters (not shown) is not an SSH public host key ("ssh-ed25519 AAAA...")',
+    ],
+    [
+      "a ciphertext in a plain field",
+      { image: CIPHERTEXT },
+      [],
+      "nodelocaldns:image: a string of 53 characters (not shown) is not a container image reference",
+    ],
+    [
+      "a secret clusterDnsIp",
+      { clusterDnsIp: "not an ip" },
+      ["clusterDnsIp"],
+      "nodelocaldns:clusterDnsIp: a secret value is not an IP address",
+    ],
+  ];
+  for (const [what, values, secretKeys, message] of cases) {
+    it(`a key pasted into ${what}`, () => {
+      const got = problems(values, secretKeys);
+      assert.ok(got.includes(message), got.join("\n"));
+      for (const line of got) {
+        assert.ok(!line.includes("MARKER") && !line.includes("PRIVATE KEY"), line);
+      }
+    });
+  }
 });

@@ -85,6 +85,38 @@ describe("rawConfigFromFiles", () => {
     assert.equal(parseSettings(raw).settings.nodes[0].privateKey, SECRET_PLACEHOLDER);
   });
 
+  it("names the file, line and column of a YAML error, never the text around it", () => {
+    const ciphertext = "v1:MARKERCIPHERTEXT0123456789abcdef==";
+    const cases: [string, RegExp][] = [
+      [
+        `config:\n  nodelocaldns:ssh:\n    privateKey:\n      secure: ${ciphertext}\n     user: ops\n`,
+        /Pulumi\.test\.yaml: YAML error at line 5, column 1: All mapping items must start at the same column$/,
+      ],
+      [
+        `config:\n  nodelocaldns:ssh:\n    privateKey:\n\t  secure: ${ciphertext}\n`,
+        /Pulumi\.test\.yaml: YAML error at line 4, column 1: Tabs are not allowed as indentation$/,
+      ],
+      [
+        `config:\n  nodelocaldns:ssh: {privateKey: !weird {secure: ${ciphertext}}}\n`,
+        /Pulumi\.test\.yaml: YAML warning at line 2, column 34: Unresolved tag: !weird$/,
+      ],
+    ];
+    for (const [text, message] of cases) {
+      const dir = projectWith(text);
+      assert.throws(
+        () => rawConfigFromFiles(dir, "test"),
+        (err: Error) => message.test(err.message) && !err.message.includes("MARKER"),
+      );
+    }
+  });
+
+  it("treats any object with a `secure` key as a secret", () => {
+    const dir = projectWith("config:\n  nodelocaldns:ssh: {privateKey: {secure: v1:abc, x: 1}}\n");
+    const raw = rawConfigFromFiles(dir, "test");
+    assert.deepEqual(raw.values.ssh, { privateKey: SECRET_PLACEHOLDER });
+    assert.equal(raw.isSecret("ssh"), true);
+  });
+
   it("says which stack file is missing", () => {
     assert.throws(
       () => rawConfigFromFiles(ROOT, "nope"),
