@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Installs what the test nodes need (OpenSSH server and client, iproute2) when it is missing and
-# this machine can: root with apt-get. Otherwise it says what is missing; the node tests then skip
-# with that reason (and fail under CI=true, where they must run).
+# Installs what the test nodes need when it is missing and this machine can: root with apt-get.
+# The fast namespace nodes need OpenSSH (server and client), iproute2 and util-linux; the systemd
+# nodes also systemd-nspawn, debootstrap (their root filesystem) and socat (the ssh forward);
+# and the linter of the rendered node programs is shellcheck. Otherwise it says what is missing;
+# those tests then skip with that reason (and fail under CI=true, where they must run).
 set -euo pipefail
 missing=()
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v socat >/dev/null || missing+=(socat)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 ((${#missing[@]} == 0)) && exit 0
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   echo "installing for the test nodes: ${missing[*]}"
