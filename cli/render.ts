@@ -1,17 +1,27 @@
 // npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]
 //
 // Offline: reads Pulumi.yaml and Pulumi.<stack>.yaml itself (no Pulumi CLI, no cluster, no secret
-// decryption) and writes what `pulumi up` would apply: <out>/manifests.yaml and
-// <out>/nodes/<node>/{create,update,delete}.sh. Bad config writes nothing.
+// decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml and, per node,
+// <out>/nodes/<node>/{program.bash,guard.bash,commands.txt}. Node directories an earlier render
+// left for nodes no longer in the stack are removed (a loop over out/nodes/* must not find them).
+// Bad config writes nothing.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseSettings } from "../components/config";
-import { renderStack } from "../components/render";
+import { NODE_FILES, renderStack } from "../components/render";
 import { rawConfigFromFiles } from "../components/stackConfig";
 
-const USAGE =
-  "usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]";
+const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]
+
+Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
+  <dir>/manifests.yaml                 the Kubernetes objects, in apply order
+  <dir>/nodes/<node>/program.bash      the node program its switch Command sends on stdin
+  <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
+  <dir>/nodes/<node>/commands.txt      the command lines both Commands run
+  --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
+  --project-dir <dir>     where Pulumi.yaml is (default: .)
+  --help                  this text`;
 
 export function main(argv: string[]): number {
   let args;
@@ -23,12 +33,17 @@ export function main(argv: string[]): number {
         out: { type: "string" },
         "cluster-dns-ip": { type: "string" },
         "project-dir": { type: "string", default: "." },
+        help: { type: "boolean" },
       },
       strict: true,
     }).values;
   } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
+    console.error(`render: ${(err as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (args.help === true) {
+    console.log(USAGE);
+    return 0;
   }
   if (args.stack === undefined || args.out === undefined) {
     console.error(USAGE);
@@ -40,7 +55,7 @@ export function main(argv: string[]): number {
     if (fromFlag !== undefined) {
       if (raw.values.clusterDnsIp !== undefined && raw.values.clusterDnsIp !== fromFlag) {
         throw new Error(
-          `--cluster-dns-ip ${fromFlag} contradicts nodelocaldns:clusterDnsIp ${String(raw.values.clusterDnsIp)} in the stack config`,
+          "--cluster-dns-ip contradicts nodelocaldns:clusterDnsIp in the stack config: set one of them",
         );
       }
       raw.values.clusterDnsIp = fromFlag;
@@ -55,18 +70,46 @@ export function main(argv: string[]): number {
       );
     }
     const files = renderStack({ ...settings, clusterDnsIp });
+    const removed = removeStaleNodeDirs(
+      args.out,
+      settings.nodes.map((n) => n.name),
+    );
     for (const file of files) {
       const target = path.join(args.out, file.path);
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, file.content, { mode: file.mode });
       fs.chmodSync(target, file.mode);
     }
-    console.log(`wrote ${files.length} files to ${args.out}`);
+    console.log(
+      `wrote ${files.length} files to ${args.out} (manifests.yaml, ${settings.nodes.length} node directories)`,
+    );
+    for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);
     return 0;
   } catch (err) {
     console.error(err instanceof ConfigError ? err.message : `render: ${(err as Error).message}`);
     return 1;
   }
+}
+
+/**
+ * Removes <out>/nodes/<name> directories of nodes not in the stack. Only directories that hold
+ * nothing but files a render writes (current or earlier layouts) are removed; anything else stays.
+ */
+function removeStaleNodeDirs(out: string, keep: string[]): string[] {
+  const nodesDir = path.join(out, "nodes");
+  const ours = new Set<string>([...NODE_FILES, "create.sh", "update.sh", "delete.sh"]);
+  const removed: string[] = [];
+  if (!fs.existsSync(nodesDir)) return removed;
+  for (const entry of fs.readdirSync(nodesDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || keep.includes(entry.name)) continue;
+    const dir = path.join(nodesDir, entry.name);
+    const names = fs.readdirSync(dir);
+    if (names.length > 0 && names.every((name) => ours.has(name))) {
+      fs.rmSync(dir, { recursive: true });
+      removed.push(dir);
+    }
+  }
+  return removed;
 }
 
 if (require.main === module) {

@@ -9,6 +9,7 @@ export function nodeScriptParams(s: ResolvedSettings, node: NodeSettings): NodeS
     nodeName: node.name,
     localDnsIp: s.localDnsIp,
     clusterDnsIp: s.clusterDnsIp,
+    clusterDomain: s.clusterDomain,
     kubelet: node.kubelet,
     stateDir: s.stateDir,
     readyTimeoutSeconds: s.rollout.readyTimeoutSeconds,

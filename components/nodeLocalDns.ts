@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
-import { renderNodeProgram } from "./nodeScript";
+import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
 import { planBatches } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
 
@@ -24,6 +24,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   readonly daemonSet: k8s.apps.v1.DaemonSet;
   /** One kubelet switch per node, in config order. */
   readonly kubeletSwitches: command.remote.Command[];
+  /** One revert guard per node, in config order (see switchKubelets). */
+  readonly revertGuards: command.remote.Command[];
 
   constructor(name: string, args: NodeLocalDnsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nodelocaldns:index:NodeLocalDns", name, {}, opts);
@@ -73,7 +75,12 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     );
     new k8s.core.v1.Service(`${name}-metrics`, fields("metricsService", "metadata", "spec"), child);
 
-    this.kubeletSwitches = this.switchKubelets(name, settings, resolved, configMap);
+    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(
+      name,
+      settings,
+      resolved,
+      configMap,
+    );
     this.localDnsIp = settings.localDnsIp;
     this.namespace = NAMESPACE;
     this.registerOutputs({
@@ -84,13 +91,21 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   }
 
   /**
-   * One remote.Command per node. Lifecycle choices, each against a provider trap:
+   * Two remote.Commands per node: the switch, and before it a revert guard. Lifecycle choices, each
+   * against a provider trap:
    * - dependsOn DaemonSet + ConfigMap: create waits for a ready cache; destroy reverts kubelet
    *   before the DaemonSet goes (and keeps the DaemonSet if a revert fails).
+   * - the guard: Pulumi records a create only when it completes, so a switch cut short (an
+   *   interrupted `pulumi up`) would have no delete. The guard is recorded first; its delete runs
+   *   on destroy after the switch's, before the DaemonSet goes, and reverts whatever the node's
+   *   own record says (nothing, normally). It has no replaceWith: it must never be deleted while
+   *   its node stays switched.
    * - deleteBeforeReplace: the old revert runs before the new switch, never after it.
-   * - replaceWith DaemonSet: a replaced DaemonSet (pods gone) reverts and re-switches kubelet.
-   * - triggers host/port: a node moved to another address reverts the old one (delete runs with
-   *   the stored connection) instead of silently switching only the new one.
+   * - replaceWith DaemonSet (the switch only): a replaced DaemonSet (pods gone) reverts and
+   *   re-switches kubelet.
+   * - triggers host/port/stateDir: a node moved to another address or state directory reverts
+   *   the old one (delete runs with the stored connection and program) instead of silently
+   *   switching only the new one.
    * - batches: each batch depends on the one before, so a failure stops the rollout.
    */
   private switchKubelets(
@@ -98,27 +113,37 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     settings: Settings,
     resolved: pulumi.Output<ResolvedSettings>,
     configMap: k8s.core.v1.ConfigMap,
-  ): command.remote.Command[] {
+  ): [command.remote.Command[], command.remote.Command[]] {
     const switches: command.remote.Command[] = [];
+    const guards: command.remote.Command[] = [];
     let previousBatch: command.remote.Command[] = [];
     for (const batch of planBatches(settings.nodes, settings.rollout.batchSize)) {
-      const current = batch.map(
-        (node) =>
-          new command.remote.Command(
-            `${name}-kubelet-${node.name}`,
-            nodeCommandArgs(node, resolved),
-            {
-              parent: this,
-              dependsOn: [this.daemonSet, configMap, ...previousBatch],
-              deleteBeforeReplace: true,
-              replaceWith: [this.daemonSet],
-            },
-          ),
-      );
+      const current = batch.map((node) => {
+        const guard = new command.remote.Command(
+          `${name}-kubelet-guard-${node.name}`,
+          nodeCommandArgs(node, settings, resolved, renderGuardProgram),
+          {
+            parent: this,
+            dependsOn: [this.daemonSet, configMap],
+            deleteBeforeReplace: true,
+          },
+        );
+        guards.push(guard);
+        return new command.remote.Command(
+          `${name}-kubelet-${node.name}`,
+          nodeCommandArgs(node, settings, resolved, renderNodeProgram),
+          {
+            parent: this,
+            dependsOn: [this.daemonSet, configMap, guard, ...previousBatch],
+            deleteBeforeReplace: true,
+            replaceWith: [this.daemonSet],
+          },
+        );
+      });
       switches.push(...current);
       previousBatch = current;
     }
-    return switches;
+    return [switches, guards];
   }
 }
 
@@ -128,14 +153,16 @@ function resolve(settings: Settings, clusterDnsIp: string): ResolvedSettings {
 
 function nodeCommandArgs(
   node: NodeSettings,
+  settings: Settings,
   resolved: pulumi.Output<ResolvedSettings>,
+  render: (p: ReturnType<typeof nodeScriptParams>) => string,
 ): command.remote.CommandArgs {
   return {
     connection: pulumi.secret(nodeConnection(node)),
-    stdin: resolved.apply((s) => renderNodeProgram(nodeScriptParams(s, node))),
+    stdin: resolved.apply((s) => render(nodeScriptParams(s, node))),
     create: nodeCommandText(node, "create"),
     update: nodeCommandText(node, "update"),
     delete: nodeCommandText(node, "delete"),
-    triggers: [node.host, node.port],
+    triggers: [node.host, node.port, settings.stateDir],
   };
 }

@@ -2,18 +2,18 @@
 // (cli/render.ts) only writes these files; the component registers the same objects and programs.
 import { stringify } from "yaml";
 import { nodeLocalDnsObjects } from "./kubernetesObjects";
-import { nodeScriptParams } from "./nodeCommand";
-import { NodeAction, renderNodeScript } from "./nodeScript";
-import { ResolvedSettings } from "./settings";
-
-const NODE_ACTIONS: readonly NodeAction[] = ["create", "update", "delete"];
+import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
+import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
+import { NodeSettings, ResolvedSettings } from "./settings";
 
 export interface RenderedFile {
   path: string;
   content: string;
-  /** Node scripts are executable. */
   mode: number;
 }
+
+/** Per node: the two programs the node's Commands send on stdin, and the command lines. */
+export const NODE_FILES = ["program.bash", "guard.bash", "commands.txt"] as const;
 
 export function renderStack(settings: ResolvedSettings): RenderedFile[] {
   const manifests = nodeLocalDnsObjects(settings)
@@ -22,13 +22,28 @@ export function renderStack(settings: ResolvedSettings): RenderedFile[] {
   const files: RenderedFile[] = [{ path: "manifests.yaml", content: manifests, mode: 0o644 }];
   for (const node of settings.nodes) {
     const params = nodeScriptParams(settings, node);
-    for (const action of NODE_ACTIONS) {
-      files.push({
-        path: `nodes/${node.name}/${action}.sh`,
-        content: renderNodeScript(params, action),
-        mode: 0o755,
-      });
-    }
+    const dir = `nodes/${node.name}`;
+    files.push(
+      { path: `${dir}/program.bash`, content: renderNodeProgram(params), mode: 0o755 },
+      { path: `${dir}/guard.bash`, content: renderGuardProgram(params), mode: 0o755 },
+      { path: `${dir}/commands.txt`, content: commandsText(node), mode: 0o644 },
+    );
   }
   return files;
+}
+
+/** What the node's two Commands run, and how to run the same by hand. */
+function commandsText(node: NodeSettings): string {
+  const lines = (what: string, file: string) =>
+    (["create", "update", "delete"] as const).map(
+      (action) => `${what} ${action}: ${nodeCommandText(node, action)} < ${file}`,
+    );
+  return (
+    [
+      `# The commands pulumi runs on node ${node.name} (${node.user}@${node.host}:${node.port}),`,
+      "# each with a program file on stdin. By hand, as root on the node: bash program.bash check",
+      ...lines("switch", "program.bash"),
+      ...lines("guard ", "guard.bash"),
+    ].join("\n") + "\n"
+  );
 }

@@ -2,7 +2,7 @@
 // Kubernetes objects, node scripts, the component) reads these types, never raw config.
 
 export type KubeProxyMode = "ipvs";
-export type KubeletFormat = "auto" | "env-file" | "config-file";
+export type KubeletFormat = "auto" | "env-file" | "config-file" | "unit-file";
 
 /** Stands in for a secret value wherever the secret itself is not available (render). */
 export const SECRET_PLACEHOLDER = "[secret]";

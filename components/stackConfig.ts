@@ -85,7 +85,9 @@ function readYaml(file: string): unknown {
     const where = problem.linePos?.[0];
     const at = where === undefined ? "" : ` at line ${where.line}, column ${where.col}`;
     const what = problem.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "");
-    throw new Error(`${file}: YAML ${problem.name === "YAMLWarning" ? "warning" : "error"}${at}: ${what}`);
+    throw new Error(
+      `${file}: YAML ${problem.name === "YAMLWarning" ? "warning" : "error"}${at}: ${what}`,
+    );
   }
   return doc.toJS();
 }

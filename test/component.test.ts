@@ -40,7 +40,11 @@ before(async () => {
 });
 
 const ofType = (type: string) => regs.filter((r) => r.type === type);
-const commands = () => ofType("command:remote:Command");
+const allCommands = () => ofType("command:remote:Command");
+/** The kubelet switches, in node order. */
+const commands = () => allCommands().filter((r) => !r.name.includes("-guard-"));
+/** The revert guards, in node order. */
+const guards = () => allCommands().filter((r) => r.name.includes("-guard-"));
 const single = (type: string, name: string) => {
   const found = regs.filter((r) => r.type === type && r.name === name);
   assert.equal(found.length, 1, `${type} ${name}`);
@@ -48,8 +52,11 @@ const single = (type: string, name: string) => {
 };
 
 describe("NodeLocalDns resources", () => {
-  it("registers the component, the five objects and one Command per node, and reads nothing", () => {
+  it("registers the component, the five objects and two Commands per node, and reads nothing", () => {
     assert.deepEqual(regs.map((r) => `${r.type} ${r.name}`).sort(), [
+      "command:remote:Command nodelocaldns-kubelet-guard-n1",
+      "command:remote:Command nodelocaldns-kubelet-guard-n2",
+      "command:remote:Command nodelocaldns-kubelet-guard-n3",
       "command:remote:Command nodelocaldns-kubelet-n1",
       "command:remote:Command nodelocaldns-kubelet-n2",
       "command:remote:Command nodelocaldns-kubelet-n3",
@@ -73,7 +80,7 @@ describe("NodeLocalDns resources", () => {
       "node-local-dns",
       "node-local-dns",
     ]);
-    for (const r of [...k8s, ...commands()]) {
+    for (const r of [...k8s, ...allCommands()]) {
       assert.equal(r.parent, root.urn, `${r.name} is a child of the component`);
     }
     for (const r of k8s) {
@@ -101,20 +108,33 @@ describe("NodeLocalDns kubelet Commands", () => {
   it("depend on the DaemonSet and the ConfigMap, so destroy reverts kubelet before they go", () => {
     const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
     const cm = single("kubernetes:core/v1:ConfigMap", "nodelocaldns-corefile");
-    for (const cmd of commands()) {
+    for (const cmd of allCommands()) {
       assert.ok(cmd.dependencies.includes(ds.urn), `${cmd.name} depends on the DaemonSet`);
       assert.ok(cmd.dependencies.includes(cm.urn), `${cmd.name} depends on the ConfigMap`);
     }
   });
 
+  it("each switch depends on its node's revert guard, so destroy deletes the switch first", () => {
+    for (const [i, cmd] of commands().entries()) {
+      assert.equal(guards()[i].name, cmd.name.replace("-kubelet-", "-kubelet-guard-"));
+      assert.ok(cmd.dependencies.includes(guards()[i].urn), `${cmd.name} depends on its guard`);
+      assert.ok(
+        !guards()[i].dependencies.some((urn) => commands().some((c) => c.urn === urn)),
+        "a guard depends on no switch",
+      );
+    }
+  });
+
   it("replace delete-first, cascade a DaemonSet replacement, and never skip their delete", () => {
     const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
-    for (const cmd of commands()) {
+    for (const cmd of allCommands()) {
       assert.equal(cmd.deleteBeforeReplace, true, cmd.name);
-      assert.deepEqual(cmd.replaceWith, [ds.urn], cmd.name);
       assert.equal(cmd.retainOnDelete, false, cmd.name);
       assert.equal(cmd.deletedWith, "", cmd.name);
     }
+    for (const cmd of commands()) assert.deepEqual(cmd.replaceWith, [ds.urn], cmd.name);
+    // A guard replaced with the DaemonSet would run its revert after the switch re-switched.
+    for (const guard of guards()) assert.deepEqual(guard.replaceWith, [], guard.name);
   });
 
   it("chain the batches: batch k+1 depends on every Command of batch k", () => {
@@ -142,23 +162,28 @@ describe("NodeLocalDns kubelet Commands", () => {
     });
   });
 
-  it("run the node program from stdin, through sudo for a non-root user", async () => {
-    const { renderNodeProgram } = await import("../components/nodeScript");
+  it("run the node program and the guard from stdin, through sudo for a non-root user", async () => {
+    const { renderGuardProgram, renderNodeProgram } = await import("../components/nodeScript");
     const { nodeScriptParams } = await import("../components/nodeCommand");
     const s = resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" });
-    for (const [i, cmd] of commands().entries()) {
-      const node = settings.nodes[i];
+    for (const [i, node] of settings.nodes.entries()) {
       const run = node.user === "root" ? "bash -s" : "sudo -n bash -s";
-      assert.equal(cmd.inputs.create, `${run} create`);
-      assert.equal(cmd.inputs.update, `${run} update`);
-      assert.equal(cmd.inputs.delete, `${run} delete`);
-      assert.equal(cmd.inputs.stdin, renderNodeProgram(nodeScriptParams(s, node)));
-      assert.deepEqual(cmd.inputs.triggers, [node.host, node.port]);
+      const params = nodeScriptParams(s, node);
+      for (const [cmd, program] of [
+        [commands()[i], renderNodeProgram(params)],
+        [guards()[i], renderGuardProgram(params)],
+      ] as const) {
+        assert.equal(cmd.inputs.create, `${run} create`);
+        assert.equal(cmd.inputs.update, `${run} update`);
+        assert.equal(cmd.inputs.delete, `${run} delete`);
+        assert.equal(cmd.inputs.stdin, program);
+        assert.deepEqual(cmd.inputs.triggers, [node.host, node.port, s.stateDir]);
+      }
     }
   });
 
   it("put no secret in any command text, stdin or other plain input", () => {
-    for (const cmd of commands()) {
+    for (const cmd of allCommands()) {
       const { connection, ...plain } = cmd.inputs;
       assert.ok(unwrapSecret(connection).secret);
       const text = JSON.stringify(plain);
@@ -191,15 +216,17 @@ describe("render equals what the component registers", () => {
     ]);
   });
 
-  it("each node's rendered scripts are its Command's stdin program behind `set -- <action>`", async () => {
+  it("each node's rendered programs are its Commands' stdin, byte for byte", async () => {
     const { renderStack } = await import("../components/render");
     const files = renderStack(resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" }));
+    const content = (path: string) => files.find((f) => f.path === path)?.content;
     for (const [i, node] of settings.nodes.entries()) {
-      const stdin = commands()[i].inputs.stdin as string;
+      assert.equal(content(`nodes/${node.name}/program.bash`), commands()[i].inputs.stdin);
+      assert.equal(content(`nodes/${node.name}/guard.bash`), guards()[i].inputs.stdin);
+      const lines = content(`nodes/${node.name}/commands.txt`) ?? "";
       for (const action of ["create", "update", "delete"]) {
-        const file = files.find((f) => f.path === `nodes/${node.name}/${action}.sh`);
-        assert.ok(file, `${node.name}/${action}.sh`);
-        assert.equal(file.content, `#!/usr/bin/env bash\nset -- ${action}\n${stdin}`);
+        assert.ok(lines.includes(`switch ${action}: ${String(commands()[i].inputs[action])} <`));
+        assert.ok(lines.includes(`guard  ${action}: ${String(guards()[i].inputs[action])} <`));
       }
     }
   });

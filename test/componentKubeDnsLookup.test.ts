@@ -52,7 +52,7 @@ describe("kube-dns ClusterIP lookup", () => {
   });
 
   it("gives the node program the ClusterIP it read", () => {
-    const cmd = regs.find((r) => r.type === "command:remote:Command");
-    assert.match(String(cmd?.inputs.stdin), /C=10\.100\.0\.10/);
+    const cmd = regs.find((r) => r.name === "lookup-kubelet-n1");
+    assert.match(String(cmd?.inputs.stdin), /\nreadonly CLUSTER_DNS_IP=10\.100\.0\.10\n/);
   });
 });

@@ -1,13 +1,17 @@
-// The node program as text: how it is put together and how values enter it. Nothing here runs the
-// program; bash only checks its syntax and evaluates the parameter assignments.
+// The node programs as text: how they are put together and how values enter them. Nothing here
+// runs a program on a node (test/nodeProgram*.test.ts do); bash only checks syntax and evaluates
+// the value assignments, and shellcheck lints the result.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import {
+  lockTimeoutSeconds,
+  renderGuardProgram,
   renderNodeProgram,
   renderNodeScript,
-  type NodeAction,
   type NodeScriptParams,
 } from "../components/nodeScript";
 import { DEFAULTS } from "../components/settings";
@@ -17,27 +21,42 @@ const DEFAULT_PARAMS: NodeScriptParams = {
   nodeName: "node-1",
   localDnsIp: DEFAULTS.localDnsIp,
   clusterDnsIp: "10.96.0.10",
+  clusterDomain: DEFAULTS.clusterDomain,
   kubelet: { ...DEFAULTS.kubelet },
   stateDir: DEFAULTS.stateDir,
   readyTimeoutSeconds: DEFAULTS.rollout.readyTimeoutSeconds,
   kubeletTimeoutSeconds: DEFAULTS.rollout.kubeletTimeoutSeconds,
 };
 
-const ACTIONS: NodeAction[] = ["create", "update", "delete"];
+const VALUE_NAMES = [
+  "NODE_NAME",
+  "LOCAL_DNS_IP",
+  "CLUSTER_DNS_IP",
+  "CLUSTER_DOMAIN",
+  "STATE_DIR",
+  "KUBELET_PATH",
+  "KUBELET_FORMAT",
+  "READY_TIMEOUT_SECONDS",
+  "KUBELET_TIMEOUT_SECONDS",
+  "LOCK_TIMEOUT_SECONDS",
+];
 
 function bashSyntaxCheck(text: string): void {
   const result = spawnSync("bash", ["-n"], { input: text, encoding: "utf8" });
   assert.equal(result.status, 0, result.stderr);
 }
 
-/** The program's parameter assignments, evaluated by bash on their own: the values bash sees. */
-function bashParams(program: string): Record<string, string> {
-  const line = program.split("\n").find((l) => l.startsWith("readonly N="));
-  assert.ok(line !== undefined, "no parameter line");
-  const names = ["N", "L", "C", "F", "KP", "S", "RT", "KT"];
+/**
+ * The program's value assignments (the readonly lines before its first source file), evaluated by
+ * bash on their own: the values bash sees.
+ */
+function bashValues(program: string): Record<string, string> {
+  const head = program.slice(0, program.indexOf("\n# ----"));
+  const lines = head.split("\n").filter((l) => /^readonly [A-Z_]+=/.test(l));
+  const names = lines.map((l) => l.slice("readonly ".length, l.indexOf("=")));
   const result = spawnSync(
     "bash",
-    ["-c", `${line}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`],
+    ["-c", `${lines.join("\n")}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`],
     { encoding: "utf8", env: {} },
   );
   assert.equal(result.status, 0, result.stderr);
@@ -45,131 +64,212 @@ function bashParams(program: string): Record<string, string> {
   return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
 }
 
-describe("renderNodeScript", () => {
-  it("is the shebang, `set -- <action>` and the program", () => {
-    for (const action of ACTIONS) {
-      assert.equal(
-        renderNodeScript(DEFAULT_PARAMS, action),
-        `#!/usr/bin/env bash\nset -- ${action}\n${renderNodeProgram(DEFAULT_PARAMS)}`,
-      );
-      bashSyntaxCheck(renderNodeScript(DEFAULT_PARAMS, action));
-    }
-  });
-});
-
 describe("renderNodeProgram", () => {
-  it("is one bash group that detaches stdin first, then sets strict mode and a private umask", () => {
-    const program = renderNodeProgram(DEFAULT_PARAMS);
-    assert.ok(program.startsWith("{\nexec </dev/null\nset -Eeuo pipefail\numask 077\n"), program);
-    assert.ok(program.endsWith("\n}\n"));
-    bashSyntaxCheck(program);
-  });
+  const program = renderNodeProgram(DEFAULT_PARAMS);
 
-  it("puts the parameters at the top as readonly assignments, with the values given", () => {
-    const program = renderNodeProgram({
-      ...DEFAULT_PARAMS,
-      kubelet: { format: "env-file", path: "/etc/kubernetes/kubelet" },
-    });
-    assert.match(
-      program,
-      /\nreadonly N=node-1 L=169\.254\.20\.10 C=10\.96\.0\.10 F=env-file KP=\/etc\/kubernetes\/kubelet S=\/var\/lib\/nodelocaldns RT=120 KT=60\n/,
+  it("is one bash group that detaches stdin first and ends by calling main", () => {
+    assert.ok(
+      program.startsWith("{\nexec </dev/null\n# nodelocaldns node program for node node-1\n"),
     );
-    assert.deepEqual(bashParams(program), {
-      N: "node-1",
-      L: "169.254.20.10",
-      C: "10.96.0.10",
-      F: "env-file",
-      KP: "/etc/kubernetes/kubelet",
-      S: "/var/lib/nodelocaldns",
-      RT: "120",
-      KT: "60",
-    });
-    assert.equal(bashParams(renderNodeProgram(DEFAULT_PARAMS)).KP, "");
+    assert.ok(program.endsWith('\nmain "$@"\n}\n'));
+    bashSyntaxCheck(program);
   });
 
-  it("quotes every value with shellQuote, even values that should never get this far", () => {
-    const odd: NodeScriptParams = {
-      ...DEFAULT_PARAMS,
-      nodeName: `a'b $(touch /tmp/pwned) "c" \`d\``,
-      kubelet: { format: "auto", path: "/etc/kube let/it's;rm -rf ~" },
-      stateDir: "/var/lib/node local'dns",
-      localDnsIp: "fd00::10",
-    };
-    const program = renderNodeProgram(odd);
-    bashSyntaxCheck(program);
-    for (const action of ACTIONS) {
-      bashSyntaxCheck(renderNodeScript(odd, action));
+  it("starts with a header an operator can read: what, how to run it, what it leaves", () => {
+    const header = program.slice(0, program.indexOf("bash_variables_at_start"));
+    for (const phrase of [
+      "Points this node's kubelet at the node-local DNS cache (create, update)",
+      "bash -s create < program",
+      "While switched it keeps /var/lib/nodelocaldns (mode 0700)",
+      "Source: components/nodeProgram/*.bash",
+    ]) {
+      assert.ok(header.includes(phrase), phrase);
     }
-    const line = program.split("\n").find((l) => l.startsWith("readonly N="));
-    assert.equal(
-      line,
-      `readonly N=${shellQuote(odd.nodeName)} L=fd00::10 C=10.96.0.10 F=auto` +
-        ` KP=${shellQuote(odd.kubelet.path!)} S=${shellQuote(odd.stateDir)} RT=120 KT=60`,
-    );
-    assert.ok(line!.includes(`N='a'\\''b $(touch /tmp/pwned) "c" \`d\`'`));
-    assert.deepEqual(bashParams(program), {
-      N: odd.nodeName,
-      L: "fd00::10",
-      C: "10.96.0.10",
-      F: "auto",
-      KP: odd.kubelet.path,
-      S: odd.stateDir,
-      RT: "120",
-      KT: "60",
-    });
   });
 
-  it("names each value once, in the parameter line; the rest of the program refers to it", () => {
+  it("puts each value first, as a readonly assignment, with the value given", () => {
+    assert.deepEqual(bashValues(program), {
+      NODE_NAME: "node-1",
+      LOCAL_DNS_IP: "169.254.20.10",
+      CLUSTER_DNS_IP: "10.96.0.10",
+      CLUSTER_DOMAIN: "cluster.local",
+      STATE_DIR: "/var/lib/nodelocaldns",
+      KUBELET_PATH: "",
+      KUBELET_FORMAT: "auto",
+      READY_TIMEOUT_SECONDS: "120",
+      KUBELET_TIMEOUT_SECONDS: "60",
+      LOCK_TIMEOUT_SECONDS: String(lockTimeoutSeconds(DEFAULT_PARAMS)),
+    });
+    assert.equal(lockTimeoutSeconds(DEFAULT_PARAMS), 120 + 2 * 60 + 30);
+  });
+
+  it("quotes every value with shellQuote, even a value that should never get this far", () => {
+    const odd = { ...DEFAULT_PARAMS, nodeName: `a'b $(touch /tmp/pwned) "c" \`d\`` };
+    const text = renderNodeProgram(odd);
+    bashSyntaxCheck(text);
+    assert.ok(text.includes(`\nreadonly NODE_NAME=${shellQuote(odd.nodeName)}\n`));
+    assert.equal(bashValues(text).NODE_NAME, odd.nodeName);
+  });
+
+  it("names each value once, in its assignment; the rest of the program refers to it", () => {
     const params: NodeScriptParams = {
       nodeName: "worker-zq7",
       localDnsIp: "169.254.99.77",
       clusterDnsIp: "10.111.222.33",
+      clusterDomain: "corp-zq7.example",
       kubelet: { format: "config-file", path: "/srv/kubelet-zq7.yaml" },
       stateDir: "/srv/nld-state-zq7",
       readyTimeoutSeconds: 4321,
       kubeletTimeoutSeconds: 8765,
     };
-    const program = renderNodeProgram(params);
+    // After the header, which names the node and the state directory for the reader.
+    const text = renderNodeProgram(params).split("bash_variables_at_start=")[1]!;
     for (const value of [
       params.nodeName,
       params.localDnsIp,
       params.clusterDnsIp,
+      params.clusterDomain,
       params.kubelet.path!,
       params.stateDir,
       "4321",
       "8765",
     ]) {
-      assert.equal(program.split(value).length - 1, 1, `${value} appears more than once`);
+      assert.equal(text.split(value).length - 1, 1, `${value} appears more than once`);
+    }
+    assert.deepEqual(Object.keys(bashValues(renderNodeProgram(params))), VALUE_NAMES);
+  });
+
+  it("is the bash files under components/nodeProgram, each whole and in order", () => {
+    const dir = path.join(__dirname, "..", "components", "nodeProgram");
+    let at = 0;
+    for (const name of [
+      "output",
+      "addresses",
+      "files",
+      "statedir",
+      "systemd",
+      "kubelet",
+      "settings",
+      "readiness",
+      "steps",
+      "actions",
+      "main",
+    ]) {
+      const body = fs
+        .readFileSync(path.join(dir, `${name}.bash`), "utf8")
+        .replace(/^# shellcheck shell=bash\n/, "");
+      const found = program.indexOf(body, at);
+      assert.ok(found >= at, `${name}.bash is in the program, after the files before it`);
+      at = found + body.length;
     }
   });
 
-  it("uses no text tools: the files are parsed and rewritten by bash itself", () => {
-    const program = renderNodeProgram(DEFAULT_PARAMS);
-    for (const tool of ["sed", "awk", "grep", "python", "perl", "dig", "curl", "nc", "source"]) {
-      assert.doesNotMatch(program, new RegExp(`(^|[\\s;|&({])${tool}\\b`), tool);
+  it("needs no text tools, no dig, curl or python on the node", () => {
+    const code = program
+      .split("\n")
+      .filter((l) => !/^\s*#/.test(l))
+      .join("\n");
+    for (const tool of [
+      "sed",
+      "awk",
+      "grep",
+      "python3?",
+      "perl",
+      "dig",
+      "curl",
+      "nc",
+      "source",
+      "\\.",
+    ]) {
+      // At a command's position: a line's start, or after | ; & or $(.
+      assert.doesNotMatch(code, new RegExp(`(^\\s*|[|;&]\\s*|\\$\\(\\s*)${tool}\\s`, "m"), tool);
     }
-    assert.doesNotMatch(program, /(^|[\s;])\.\s/, "sources a file");
   });
 
-  it("stays under 7000 bytes with the default settings", () => {
-    assert.ok(Buffer.byteLength(renderNodeProgram(DEFAULT_PARAMS)) < 7000);
+  it("has no line longer than 100 characters and no minified names", () => {
+    for (const line of program.split("\n")) assert.ok(line.length <= 100, line);
+    const functions = [...program.matchAll(/^([a-z_]+)\(\) \{$/gm)].map((m) => m[1]!);
+    assert.ok(functions.length > 40);
+    // Words, not the old minified names (rd, pf, sv, rs, mk, up, ck, loc, sw, rv, ...).
+    for (const name of functions) {
+      assert.ok(
+        name.length >= 3 &&
+          (name.includes("_") || ["log", "fail", "refuse", "main"].includes(name)),
+        name,
+      );
+    }
   });
 
-  it("refuses parameters the program's safety rests on", () => {
+  it("refuses values the program's safety rests on", () => {
     const bad: [Partial<NodeScriptParams>, RegExp][] = [
       [{ stateDir: "/" }, /stateDir/],
       [{ stateDir: "var/lib/nodelocaldns" }, /stateDir/],
       [{ stateDir: "/var/lib/../lib/nodelocaldns" }, /stateDir/],
       [{ stateDir: "/var/lib/nodelocaldns/" }, /stateDir/],
+      [{ stateDir: "/var/lib/./x" }, /stateDir/],
       [{ kubelet: { format: "env-file", path: "kubelet" } }, /kubelet\.path/],
       [{ readyTimeoutSeconds: 0 }, /readyTimeoutSeconds/],
       [{ kubeletTimeoutSeconds: 1.5 }, /kubeletTimeoutSeconds/],
       [{ localDnsIp: "169.254.20.10,169.254.20.11" }, /IP address/],
       [{ localDnsIp: "$(reboot)" }, /IP address/],
       [{ clusterDnsIp: "" }, /IP address/],
+      [{ clusterDomain: "a b" }, /clusterDomain/],
     ];
     for (const [over, message] of bad) {
       assert.throws(() => renderNodeProgram({ ...DEFAULT_PARAMS, ...over }), message);
     }
   });
 });
+
+describe("renderGuardProgram", () => {
+  it("is a group with its two values that ends by calling guard_main", () => {
+    const guard = renderGuardProgram(DEFAULT_PARAMS);
+    bashSyntaxCheck(guard);
+    assert.ok(guard.endsWith('\nguard_main "$@"\n}\n'));
+    assert.deepEqual(bashValues(guard), {
+      NODE_NAME: "node-1",
+      STATE_DIR: "/var/lib/nodelocaldns",
+    });
+  });
+});
+
+describe("renderNodeScript", () => {
+  it("is a shebang, a line saying what it does, `set -- <action>` and the program", () => {
+    for (const action of ["create", "update", "delete", "check"] as const) {
+      const script = renderNodeScript(DEFAULT_PARAMS, action);
+      assert.equal(
+        script,
+        "#!/usr/bin/env bash\n" +
+          `# ${action} on node node-1: exactly what its Command runs. As root: bash ${action}.sh\n` +
+          `set -- ${action}\n` +
+          renderNodeProgram(DEFAULT_PARAMS),
+      );
+      bashSyntaxCheck(script);
+    }
+  });
+});
+
+describe("shellcheck", { skip: shellcheckSkip() }, () => {
+  it("finds nothing in the rendered programs", () => {
+    const dir = fs.mkdtempSync("/tmp/nld-shellcheck-");
+    try {
+      const files = {
+        "program.bash": `#!/usr/bin/env bash\n${renderNodeProgram(DEFAULT_PARAMS)}`,
+        "guard.bash": `#!/usr/bin/env bash\n${renderGuardProgram(DEFAULT_PARAMS)}`,
+      };
+      for (const [name, text] of Object.entries(files))
+        fs.writeFileSync(path.join(dir, name), text);
+      const r = spawnSync("shellcheck", Object.keys(files), { cwd: dir, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function shellcheckSkip(): string | false {
+  const found = spawnSync("shellcheck", ["--version"]).status === 0;
+  if (found) return false;
+  if (process.env.CI === "true") throw new Error("shellcheck is not installed (CI=true)");
+  return "shellcheck is not installed: apt-get install shellcheck";
+}

@@ -31,9 +31,12 @@ before(async () => {
 });
 
 describe("the program on the dev stack", () => {
-  it("registers the objects and one kubelet Command per configured node", () => {
+  it("registers the objects and a revert guard and a kubelet switch per configured node", () => {
     const commands = regs.filter((r) => r.type === "command:remote:Command").map((r) => r.name);
-    assert.deepEqual(commands, [
+    assert.deepEqual(commands.sort(), [
+      "nodelocaldns-kubelet-guard-node-1",
+      "nodelocaldns-kubelet-guard-node-2",
+      "nodelocaldns-kubelet-guard-node-3",
       "nodelocaldns-kubelet-node-1",
       "nodelocaldns-kubelet-node-2",
       "nodelocaldns-kubelet-node-3",

@@ -34,6 +34,25 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
+const GOLDEN_DIR = path.join(__dirname, "golden", "dev");
+const GOLDEN_FILES = [
+  "manifests.yaml",
+  "nodes/node-1/program.bash",
+  "nodes/node-1/guard.bash",
+  "nodes/node-1/commands.txt",
+];
+
+function captureStdout(fn: () => number): { code: number; text: string } {
+  const original = console.log;
+  let text = "";
+  console.log = (...args: unknown[]) => void (text += args.join(" ") + "\n");
+  try {
+    return { code: fn(), text };
+  } finally {
+    console.log = original;
+  }
+}
+
 function capture(fn: () => number): { code: number; stderr: string } {
   const original = console.error;
   let stderr = "";
@@ -46,7 +65,7 @@ function capture(fn: () => number): { code: number; stderr: string } {
 }
 
 describe("npm run render", () => {
-  it("writes the dev stack's manifests and three scripts per node (the real entry point)", () => {
+  it("writes the dev stack's manifests and each node's two programs (the real entry point)", () => {
     const out = path.join(tempDir(), "out");
     const stdout = execFileSync(
       "npm",
@@ -56,11 +75,11 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    assert.match(stdout, /wrote 10 files/);
+    assert.match(stdout, /wrote 10 files to .* \(manifests\.yaml, 3 node directories\)/);
     assert.deepEqual(listFiles(out), [
       "manifests.yaml",
       ...["node-1", "node-2", "node-3"].flatMap((n) =>
-        ["create.sh", "delete.sh", "update.sh"].map((f) => `nodes/${n}/${f}`),
+        ["commands.txt", "guard.bash", "program.bash"].map((f) => `nodes/${n}/${f}`),
       ),
     ]);
     const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
@@ -68,9 +87,63 @@ describe("npm run render", () => {
       docs.map((d) => d.get("kind")),
       ["ServiceAccount", "Service", "ConfigMap", "DaemonSet", "Service"],
     );
-    const script = path.join(out, "nodes/node-1/create.sh");
-    assert.equal(fs.statSync(script).mode & 0o777, 0o755);
-    execFileSync("bash", ["-n", script]);
+    for (const file of ["program.bash", "guard.bash"]) {
+      const script = path.join(out, "nodes/node-1", file);
+      assert.equal(fs.statSync(script).mode & 0o777, 0o755);
+      execFileSync("bash", ["-n", script]);
+    }
+  });
+
+  it("matches the committed golden files, so every change to what runs on nodes is reviewed", () => {
+    // Update them with: UPDATE_GOLDEN=1 node --import tsx --test test/render.test.ts
+    const out = tempDir();
+    assert.equal(
+      capture(() => main(["--stack", "dev", "--out", out, "--project-dir", ROOT])).code,
+      0,
+    );
+    for (const file of GOLDEN_FILES) {
+      const rendered = fs.readFileSync(path.join(out, file), "utf8");
+      const golden = path.join(GOLDEN_DIR, file);
+      if (process.env.UPDATE_GOLDEN === "1") {
+        fs.mkdirSync(path.dirname(golden), { recursive: true });
+        fs.writeFileSync(golden, rendered);
+      }
+      assert.equal(
+        rendered,
+        fs.readFileSync(golden, "utf8"),
+        `${file} differs from ${path.relative(ROOT, golden)}: review the change, then update the golden files`,
+      );
+    }
+  });
+
+  it("removes the directories an earlier render left for nodes no longer in the stack", () => {
+    const out = tempDir();
+    const stale = path.join(out, "nodes", "node-9");
+    fs.mkdirSync(stale, { recursive: true });
+    fs.writeFileSync(path.join(stale, "create.sh"), "old\n");
+    const foreign = path.join(out, "nodes", "notes");
+    fs.mkdirSync(foreign, { recursive: true });
+    fs.writeFileSync(path.join(foreign, "todo.txt"), "mine\n");
+    const stdout = captureStdout(() =>
+      main(["--stack", "dev", "--out", out, "--project-dir", ROOT]),
+    );
+    assert.equal(stdout.code, 0);
+    assert.equal(fs.existsSync(stale), false);
+    assert.match(stdout.text, /removed .*nodes\/node-9: its node is no longer in the stack/);
+    assert.equal(
+      fs.existsSync(path.join(foreign, "todo.txt")),
+      true,
+      "files render did not write stay",
+    );
+  });
+
+  it("answers --help and names an unknown flag", () => {
+    const help = captureStdout(() => main(["--help"]));
+    assert.equal(help.code, 0);
+    assert.match(help.text, /nodes\/<node>\/program\.bash/);
+    const bad = capture(() => main(["--stack", "dev", "--out", "x", "--bogus"]));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^render: Unknown option '--bogus'/);
   });
 
   it("leaves only node-cache's own placeholder in the manifests", () => {
