@@ -11,43 +11,22 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { REFUSED_LAYOUTS, SUPPORTED_LAYOUTS } from "./support/kubeletLayouts";
 import { KUBELET_LAYOUTS, systemdNodeTestOptions } from "./support/systemdNode";
-import { ProgramNode, STATE_DIR, startProgramNode } from "./support/programNode";
+import { ProgramNode, ProgramNodePool, STATE_DIR } from "./support/programNode";
 
 const NODES = 3;
 const options = systemdNodeTestOptions();
-const pool: ProgramNode[] = [];
-const idle: ProgramNode[] = [];
-const waiting: ((node: ProgramNode) => void)[] = [];
-
-/** Runs body on a node of the pool, waiting for one to be free. */
-async function onNode<T>(body: (node: ProgramNode) => Promise<T>): Promise<T> {
-  const node = idle.pop() ?? (await new Promise<ProgramNode>((resolve) => waiting.push(resolve)));
-  try {
-    return await body(node);
-  } finally {
-    const next = waiting.shift();
-    if (next) next(node);
-    else idle.push(node);
-  }
-}
+const pool = new ProgramNodePool();
+const onNode = <T>(body: (node: ProgramNode) => Promise<T>) => pool.use(body);
 
 before(
   async () => {
-    if (options.skip) return;
-    const started = await Promise.allSettled(
-      Array.from({ length: NODES }, () => startProgramNode(KUBELET_LAYOUTS.kubeadm.files as never)),
-    );
-    for (const s of started) if (s.status === "fulfilled") pool.push(s.value);
-    idle.push(...pool);
-    const failed = started.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (!options.skip)
+      await pool.start(NODES, KUBELET_LAYOUTS.kubeadm.files as Record<string, string>);
   },
   { timeout: 15 * 60_000 },
 );
 
-after(async () => {
-  await Promise.all(pool.map((n) => n.stop()));
-});
+after(() => pool.stop());
 
 const EXPECTED_STATE = ["applied", "lock", "original", "program", "record"];
 

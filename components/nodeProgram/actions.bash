@@ -140,6 +140,8 @@ switch_fresh_node() {
       "(now ${effective_list:-none} from ${source_path:-nowhere})"
   fi
   build_new_content "${intended}"
+  # Nothing is written on the node before this point; the client may have left during the wait.
+  ensure_client_connected "about to switch ${source_path}"
   record=([format]=${RECORD_FORMAT} [node]=${NODE_NAME} [source]=${source_path}
     [source_kind]=${source_kind} [original_value]=${effective_list} [original_exists]=no
     [daemon_reload]=no)
@@ -204,12 +206,18 @@ revert_node() {
     log "note: this machine was switched as node ${record[node]}"
   fi
   check_recorded_source
-  source_path=${record[source]}
-  source_kind=${record[source_kind]}
   kubelet_running=no
   if ((kubelet_pid != 0)); then
-    kubelet_running=yes
+    # The running kubelet must still take its cluster DNS from the recorded file: a record that
+    # names another file (edited, or written by someone else) is not followed.
+    detect_dns_source
+    if [[ ${source_path} != "${record[source]}" ]]; then
+      refuse "kubelet takes its cluster DNS from ${source_path:-nowhere} (${source_note})," \
+        "but the switch recorded ${record[source]}; state left as it is, revert by hand"
+    fi
   fi
+  source_path=${record[source]}
+  source_kind=${record[source_kind]}
   if [[ ! -e ${source_path} && ! -L ${source_path} ]]; then
     refuse "${source_path} is gone since the switch; its original is kept in ${STATE_DIR}/original"
   fi

@@ -32,7 +32,8 @@ on_exit() {
   fi
   remove_temp_file
   if [[ -n ${lock_fd} && -z ${record[phase]:-} && ${step_phase} == none ]]; then
-    rm -f -- "${STATE_DIR:?}/program" "${STATE_DIR:?}/lock"
+    remove_state_files
+    rm -f -- "${STATE_DIR:?}/lock"
     rmdir -- "${STATE_DIR}" 2>/dev/null || true
   fi
 }
@@ -64,6 +65,7 @@ main() {
   take_lock
   remove_stale_temp_files "${STATE_DIR}"
   read_record
+  import_legacy_state
   recover_interrupted_step
   case ${action} in
     create | update) switch_node ;;

@@ -43,15 +43,17 @@ refuse() {
   fail "$*; nothing changed"
 }
 
-# Undoes the step in progress and exits. Only the main shell undoes: a subshell that fails exits
-# with REPORTED_FAILURE, and the main shell's ERR trap then ends the run here.
+# Undoes the step in progress (or drops one only prepared) and exits. Only the main shell does: a
+# subshell that fails exits with REPORTED_FAILURE, and the main shell's ERR trap then ends the run
+# here.
 end_failed_run() {
   if ((BASHPID != $$)); then
     exit "${REPORTED_FAILURE}"
   fi
-  if [[ ${step_phase} == committing ]]; then
-    undo_step
-  fi
+  case ${step_phase} in
+    committing) undo_step ;;
+    prepared) drop_prepared_step ;;
+  esac
   exit 1
 }
 

@@ -152,6 +152,40 @@ read_record() {
   fi
 }
 
+# A node switched by the previous version of this program keeps its state as separate files:
+# path, original, original-dns, applied and applied-dns. They become a record here, so that its
+# revert still puts the original bytes back.
+import_legacy_state() {
+  local legacy_path
+  local original_list
+  local applied_list
+  local kind="env-file"
+  if [[ -n ${record[phase]:-} || ! -e ${STATE_DIR}/original-dns ]]; then
+    return 0
+  fi
+  if [[ ! -e ${STATE_DIR}/applied-dns || ! -e ${STATE_DIR}/path ]]; then
+    refuse "${STATE_DIR} holds an unfinished switch of an earlier nodelocaldns version;" \
+      "put ${STATE_DIR}/original back by hand"
+  fi
+  read_file_exact "${STATE_DIR}/path" legacy_path
+  read_file_exact "${STATE_DIR}/original-dns" original_list
+  read_file_exact "${STATE_DIR}/applied-dns" applied_list
+  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]] ||
+    ! original_list=$(canonical_ip_list "${original_list}") ||
+    ! applied_list=$(canonical_ip_list "${applied_list}"); then
+    refuse "${STATE_DIR}: state of an earlier nodelocaldns version is not readable; left as it is"
+  fi
+  if [[ ${legacy_path} =~ \.(ya?ml|json)$ ]]; then
+    kind="config-file"
+  fi
+  record=([format]=${RECORD_FORMAT} [node]=${NODE_NAME} [phase]=switched [source]=${legacy_path}
+    [source_kind]=${kind} [original_value]=${original_list} [original_exists]=yes
+    [applied_value]=${applied_list} [daemon_reload]=no)
+  save_record
+  rm -f -- "${STATE_DIR}/path" "${STATE_DIR}/original-dns" "${STATE_DIR}/applied-dns"
+  log "imported the state an earlier nodelocaldns version left in ${STATE_DIR}"
+}
+
 # Writes the record from key=value arguments, atomically.
 write_record() {
   local text=

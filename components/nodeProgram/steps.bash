@@ -190,19 +190,27 @@ undo_step() {
   step_phase=none
 }
 
+# Drops a step that was prepared but never touched the file: the record goes back to where the
+# step started.
+drop_prepared_step() {
+  if [[ ${record[before_state]} == switched ]]; then
+    record[phase]=switched
+    drop_step_keys
+    save_record
+    rm -f -- "${STATE_DIR}/before" "${STATE_DIR}/after"
+  else
+    record=()
+    remove_state_files
+  fi
+  step_phase=none
+}
+
 # Undoes a step that a killed run left behind. A step still "prepared" never touched the file.
 recover_interrupted_step() {
   case ${record[phase]:-} in
     prepared)
       log "found a ${record[step]} that was interrupted before it changed anything: dropping it"
-      if [[ ${record[before_state]} == switched ]]; then
-        record[phase]=switched
-        drop_step_keys
-        save_record
-      else
-        record=()
-        remove_state_files
-      fi
+      drop_prepared_step
       ;;
     committing)
       log "found a ${record[step]} of ${record[source]} that was interrupted: undoing it"

@@ -188,3 +188,44 @@ export function replaceOnce(text: string, from: string, to: string): string {
   assert.ok(at >= 0 && text.indexOf(from, at + 1) < 0, `expected exactly one ${from}`);
   return text.slice(0, at) + to + text.slice(at + from.length);
 }
+
+/**
+ * A fixed number of program nodes shared by the tests of one file: use() waits for a free one.
+ * Each test sets its own layout first (setLayout), so nodes carry nothing from test to test.
+ */
+export class ProgramNodePool {
+  private readonly nodes: ProgramNode[] = [];
+  private readonly idle: ProgramNode[] = [];
+  private readonly waiting: ((node: ProgramNode) => void)[] = [];
+
+  async start(count: number, files: Record<string, string>): Promise<void> {
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, () => startProgramNode(files)),
+    );
+    for (const s of started) if (s.status === "fulfilled") this.nodes.push(s.value);
+    this.idle.push(...this.nodes);
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** Every node of the pool (for set-up that each node needs). */
+  get all(): readonly ProgramNode[] {
+    return this.nodes;
+  }
+
+  async use<T>(body: (node: ProgramNode) => Promise<T>): Promise<T> {
+    const node =
+      this.idle.pop() ?? (await new Promise<ProgramNode>((resolve) => this.waiting.push(resolve)));
+    try {
+      return await body(node);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(node);
+      else this.idle.push(node);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}

@@ -296,6 +296,17 @@ def read_knob(name):
     return float(text)
 
 
+def knobs_apply(config):
+    """The failure knobs apply to every start, or, with an `only-with-cluster-dns` knob file
+    holding an IP, only to starts whose clusterDNS holds it (a kubelet that breaks on a config)."""
+    try:
+        with open(os.path.join(KNOBS_DIR, "only-with-cluster-dns"), encoding="utf-8") as f:
+            ip = f.read().strip()
+    except FileNotFoundError:
+        return True
+    return ip in config["clusterDNS"]
+
+
 def write_effective(effective):
     """Counts the start, then publishes effective.json (atomically): whoever sees the new
     effective.json also sees the start counted."""
@@ -400,14 +411,15 @@ def main():
     look_like_kubelet()
     try:
         flags, cluster_dns = parse_flags(sys.argv[1:])
-        if read_knob("fail-start") is not None:
-            raise StartError("fail-start knob: this kubelet cannot start")
         config, sources = load_config(flags, cluster_dns)
+        if knobs_apply(config) and read_knob("fail-start") is not None:
+            raise StartError("fail-start knob: this kubelet cannot start")
     except StartError as e:
         fail(e)
-    start_delay = read_knob("start-delay")
-    healthz_delay = read_knob("healthz-delay")
-    crash_after = read_knob("crash-after")
+    apply = knobs_apply(config)
+    start_delay = read_knob("start-delay") if apply else None
+    healthz_delay = read_knob("healthz-delay") if apply else None
+    crash_after = read_knob("crash-after") if apply else None
     if isinstance(start_delay, float):
         log(f"start-delay knob: sleeping {start_delay}s")
         time.sleep(start_delay)

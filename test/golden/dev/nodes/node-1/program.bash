@@ -65,15 +65,17 @@ refuse() {
   fail "$*; nothing changed"
 }
 
-# Undoes the step in progress and exits. Only the main shell undoes: a subshell that fails exits
-# with REPORTED_FAILURE, and the main shell's ERR trap then ends the run here.
+# Undoes the step in progress (or drops one only prepared) and exits. Only the main shell does: a
+# subshell that fails exits with REPORTED_FAILURE, and the main shell's ERR trap then ends the run
+# here.
 end_failed_run() {
   if ((BASHPID != $$)); then
     exit "${REPORTED_FAILURE}"
   fi
-  if [[ ${step_phase} == committing ]]; then
-    undo_step
-  fi
+  case ${step_phase} in
+    committing) undo_step ;;
+    prepared) drop_prepared_step ;;
+  esac
   exit 1
 }
 
@@ -451,6 +453,40 @@ read_record() {
   if [[ ${record[source]} == *..* || ${record[source]} == *//* ]]; then
     refuse "${path}: source is not a plain path; state left as it is"
   fi
+}
+
+# A node switched by the previous version of this program keeps its state as separate files:
+# path, original, original-dns, applied and applied-dns. They become a record here, so that its
+# revert still puts the original bytes back.
+import_legacy_state() {
+  local legacy_path
+  local original_list
+  local applied_list
+  local kind="env-file"
+  if [[ -n ${record[phase]:-} || ! -e ${STATE_DIR}/original-dns ]]; then
+    return 0
+  fi
+  if [[ ! -e ${STATE_DIR}/applied-dns || ! -e ${STATE_DIR}/path ]]; then
+    refuse "${STATE_DIR} holds an unfinished switch of an earlier nodelocaldns version;" \
+      "put ${STATE_DIR}/original back by hand"
+  fi
+  read_file_exact "${STATE_DIR}/path" legacy_path
+  read_file_exact "${STATE_DIR}/original-dns" original_list
+  read_file_exact "${STATE_DIR}/applied-dns" applied_list
+  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]] ||
+    ! original_list=$(canonical_ip_list "${original_list}") ||
+    ! applied_list=$(canonical_ip_list "${applied_list}"); then
+    refuse "${STATE_DIR}: state of an earlier nodelocaldns version is not readable; left as it is"
+  fi
+  if [[ ${legacy_path} =~ \.(ya?ml|json)$ ]]; then
+    kind="config-file"
+  fi
+  record=([format]=${RECORD_FORMAT} [node]=${NODE_NAME} [phase]=switched [source]=${legacy_path}
+    [source_kind]=${kind} [original_value]=${original_list} [original_exists]=yes
+    [applied_value]=${applied_list} [daemon_reload]=no)
+  save_record
+  rm -f -- "${STATE_DIR}/path" "${STATE_DIR}/original-dns" "${STATE_DIR}/applied-dns"
+  log "imported the state an earlier nodelocaldns version left in ${STATE_DIR}"
 }
 
 # Writes the record from key=value arguments, atomically.
@@ -1695,19 +1731,27 @@ undo_step() {
   step_phase=none
 }
 
+# Drops a step that was prepared but never touched the file: the record goes back to where the
+# step started.
+drop_prepared_step() {
+  if [[ ${record[before_state]} == switched ]]; then
+    record[phase]=switched
+    drop_step_keys
+    save_record
+    rm -f -- "${STATE_DIR}/before" "${STATE_DIR}/after"
+  else
+    record=()
+    remove_state_files
+  fi
+  step_phase=none
+}
+
 # Undoes a step that a killed run left behind. A step still "prepared" never touched the file.
 recover_interrupted_step() {
   case ${record[phase]:-} in
     prepared)
       log "found a ${record[step]} that was interrupted before it changed anything: dropping it"
-      if [[ ${record[before_state]} == switched ]]; then
-        record[phase]=switched
-        drop_step_keys
-        save_record
-      else
-        record=()
-        remove_state_files
-      fi
+      drop_prepared_step
       ;;
     committing)
       log "found a ${record[step]} of ${record[source]} that was interrupted: undoing it"
@@ -1867,6 +1911,8 @@ switch_fresh_node() {
       "(now ${effective_list:-none} from ${source_path:-nowhere})"
   fi
   build_new_content "${intended}"
+  # Nothing is written on the node before this point; the client may have left during the wait.
+  ensure_client_connected "about to switch ${source_path}"
   record=([format]=${RECORD_FORMAT} [node]=${NODE_NAME} [source]=${source_path}
     [source_kind]=${source_kind} [original_value]=${effective_list} [original_exists]=no
     [daemon_reload]=no)
@@ -1931,12 +1977,18 @@ revert_node() {
     log "note: this machine was switched as node ${record[node]}"
   fi
   check_recorded_source
-  source_path=${record[source]}
-  source_kind=${record[source_kind]}
   kubelet_running=no
   if ((kubelet_pid != 0)); then
-    kubelet_running=yes
+    # The running kubelet must still take its cluster DNS from the recorded file: a record that
+    # names another file (edited, or written by someone else) is not followed.
+    detect_dns_source
+    if [[ ${source_path} != "${record[source]}" ]]; then
+      refuse "kubelet takes its cluster DNS from ${source_path:-nowhere} (${source_note})," \
+        "but the switch recorded ${record[source]}; state left as it is, revert by hand"
+    fi
   fi
+  source_path=${record[source]}
+  source_kind=${record[source_kind]}
   if [[ ! -e ${source_path} && ! -L ${source_path} ]]; then
     refuse "${source_path} is gone since the switch; its original is kept in ${STATE_DIR}/original"
   fi
@@ -2061,7 +2113,8 @@ on_exit() {
   fi
   remove_temp_file
   if [[ -n ${lock_fd} && -z ${record[phase]:-} && ${step_phase} == none ]]; then
-    rm -f -- "${STATE_DIR:?}/program" "${STATE_DIR:?}/lock"
+    remove_state_files
+    rm -f -- "${STATE_DIR:?}/lock"
     rmdir -- "${STATE_DIR}" 2>/dev/null || true
   fi
 }
@@ -2093,6 +2146,7 @@ main() {
   take_lock
   remove_stale_temp_files "${STATE_DIR}"
   read_record
+  import_legacy_state
   recover_interrupted_step
   case ${action} in
     create | update) switch_node ;;
