@@ -12,7 +12,8 @@ import {
   PORT,
   STATE_DIR_PARENTS,
 } from "./configNodes";
-import { DEFAULTS, ResourceRequirements, Settings, Toleration } from "./settings";
+import { parseImage, parseNodeSelector, parseResources, parseTolerations } from "./configPod";
+import { DEFAULTS, Settings } from "./settings";
 
 export { ConfigError, RawConfig };
 
@@ -53,14 +54,6 @@ const KUBE_PROXY_MODES = ["ipvs", "iptables", "nftables"] as const;
 
 /** node-cache serves its own metrics on 0.0.0.0:9353 (-metrics-listen-address), host network. */
 const NODE_CACHE_OWN_METRICS_PORT = 9353;
-
-// Safe by construction: these reach shell scripts (quoted as well) and Kubernetes objects.
-const IMAGE =
-  /^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(\/[a-z0-9._-]+)*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$/;
-const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$/;
-const LABEL_KEY =
-  /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
 
 export function parseSettings(raw: RawConfig): ParsedConfig {
   const c = new Checker(PROJECT, raw.isSecret);
@@ -121,9 +114,7 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
     clusterDomain:
       c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
     kubeProxyMode: "ipvs",
-    image:
-      c.string("image", v.image, (s) => IMAGE.test(s), "a container image reference") ??
-      DEFAULTS.image,
+    image: parseImage(c, v.image),
     cache: parseCache(c, v.cache),
     healthPort,
     metricsPort,
@@ -132,12 +123,7 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       c.string("priorityClassName", v.priorityClassName, isDnsName, "a priority class name") ??
       DEFAULTS.priorityClassName,
     tolerations: parseTolerations(c, v.tolerations),
-    nodeSelector: c.stringMap(
-      "nodeSelector",
-      v.nodeSelector,
-      (s) => LABEL_KEY.test(s) || LABEL_VALUE.test(s),
-      "a label key or value",
-    ) ?? { ...DEFAULTS.nodeSelector },
+    nodeSelector: parseNodeSelector(c, v.nodeSelector),
     nodes: parseNodes(c, raw, v.nodes, ssh, kubelet),
     rollout: parseRollout(c, v.rollout),
     stateDir:
@@ -166,59 +152,6 @@ function parseCache(c: Checker, value: unknown): Settings["cache"] {
     denialTtl: int("denialTtl", 0),
     ttl: int("ttl", 0),
   };
-}
-
-function parseResources(c: Checker, value: unknown): ResourceRequirements {
-  const obj = c.object("resources", value);
-  if (obj === undefined) return structuredClone(DEFAULTS.resources);
-  c.unknownKeys("resources", obj, ["requests", "limits"]);
-  const out: ResourceRequirements = {};
-  for (const k of ["requests", "limits"] as const) {
-    const path = join("resources", k);
-    const m = c.stringMap(
-      path,
-      obj[k],
-      (s) => /^[a-z0-9./-]+$/.test(s) || QUANTITY.test(s),
-      "a resource name or quantity",
-    );
-    if (m === undefined) continue;
-    for (const [name, q] of Object.entries(m)) {
-      if (!QUANTITY.test(q)) c.problem(join(path, name), `${c.show(path, q)} is not a quantity`);
-    }
-    out[k] = m;
-  }
-  return out;
-}
-
-function parseTolerations(c: Checker, value: unknown): Toleration[] {
-  const list = c.array("tolerations", value);
-  if (list === undefined) return structuredClone(DEFAULTS.tolerations);
-  return list.map((item, i) => {
-    const path = join("tolerations", i);
-    const obj = c.object(path, item) ?? {};
-    c.unknownKeys(path, obj, ["key", "operator", "value", "effect", "tolerationSeconds"]);
-    const t: Toleration = {};
-    const key = c.string(join(path, "key"), obj.key, (s) => LABEL_KEY.test(s), "a taint key");
-    const operator = c.oneOf(join(path, "operator"), obj.operator, ["Exists", "Equal"] as const);
-    const val = c.string(
-      join(path, "value"),
-      obj.value,
-      (s) => LABEL_VALUE.test(s),
-      "a taint value",
-    );
-    const effect = c.oneOf(join(path, "effect"), obj.effect, [
-      "NoSchedule",
-      "PreferNoSchedule",
-      "NoExecute",
-    ] as const);
-    const secs = c.integer(join(path, "tolerationSeconds"), obj.tolerationSeconds, 0, 2 ** 31 - 1);
-    if (key !== undefined) t.key = key;
-    if (operator !== undefined) t.operator = operator;
-    if (val !== undefined) t.value = val;
-    if (effect !== undefined) t.effect = effect;
-    if (secs !== undefined) t.tolerationSeconds = secs;
-    return t;
-  });
 }
 
 function parseRollout(c: Checker, value: unknown): Settings["rollout"] {

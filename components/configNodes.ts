@@ -187,13 +187,27 @@ export function parseNodes(
         c.problem(join(path, "host"), `${endpoint} is also nodes[${first}]: one node, one entry`);
       else endpoints.set(endpoint, i);
     }
-    if (hk === undefined) {
-      c.warn(
-        join(path, "hostKey"),
-        `not pinned: the SSH host key of ${host ?? "this node"} will not be checked`,
-      );
-    }
     nodes.push(node);
   });
+  warnUnpinned(c, nodes);
+  if (list.length === 0) {
+    c.warn("nodes", "no nodes: the cache is deployed, but no kubelet is switched to it");
+  }
   return nodes;
+}
+
+/** Longest list of node names a warning spells out. */
+const NAMED_NODES_MAX = 5;
+
+/** One warning for every node whose host key is not pinned, however many there are. */
+function warnUnpinned(c: Checker, nodes: NodeSettings[]): void {
+  const unpinned = nodes.filter((n) => n.hostKey === undefined).map((n) => n.name || n.host);
+  if (unpinned.length === 0) return;
+  const named = unpinned.slice(0, NAMED_NODES_MAX).join(", ");
+  const more =
+    unpinned.length > NAMED_NODES_MAX ? ` and ${unpinned.length - NAMED_NODES_MAX} more` : "";
+  c.warn(
+    "nodes[*].hostKey",
+    `not pinned for ${unpinned.length} of ${nodes.length} nodes (${named}${more}): their SSH host keys will not be checked (ssh-keyscan -t ed25519 <host>)`,
+  );
 }

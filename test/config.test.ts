@@ -22,7 +22,9 @@ function problems(values: Record<string, unknown>, secretKeys: string[] = []): s
 describe("parseSettings defaults", () => {
   it("applies upstream defaults to an empty config", () => {
     const { settings, warnings } = parseSettings(raw({}));
-    assert.deepEqual(warnings, []);
+    assert.deepEqual(warnings, [
+      "nodelocaldns:nodes: no nodes: the cache is deployed, but no kubelet is switched to it",
+    ]);
     assert.equal(settings.clusterDnsIp, undefined);
     assert.equal(settings.localDnsIp, "169.254.20.10");
     assert.equal(settings.clusterDomain, "cluster.local");
@@ -193,7 +195,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       { resources: { requests: { cpu: "lots" }, limit: {} } },
       [
         "nodelocaldns:resources.limit: unknown key (known keys: requests, limits)",
-        'nodelocaldns:resources.requests.cpu: "lots" is not a quantity',
+        'nodelocaldns:resources.requests.cpu: "lots" is not a quantity (e.g. 100m, 64Mi)',
       ],
     ],
     [
@@ -305,16 +307,29 @@ describe("parseSettings rejects bad config, naming each key", () => {
 
 describe("parseSettings warnings", () => {
   it("warns when localDnsIp is not link-local", () => {
-    const { warnings } = parseSettings(raw({ localDnsIp: "10.255.255.10" }));
+    const { warnings } = parseSettings(
+      raw({
+        localDnsIp: "10.255.255.10",
+        nodes: [{ name: "a", host: "10.0.0.1", hostKey: HOST_KEY }],
+      }),
+    );
     assert.deepEqual(warnings, [
       "nodelocaldns:localDnsIp: 10.255.255.10 is not link-local (169.254.0.0/16) as upstream recommends",
     ]);
   });
 
-  it("warns when a node's host key is not pinned", () => {
-    const { warnings } = parseSettings(raw({ nodes: [{ name: "a", host: "10.0.0.1" }] }));
+  it("warns once for every node whose host key is not pinned, naming a few", () => {
+    const nodes = Array.from({ length: 8 }, (_, i) => ({ name: `n${i}`, host: `10.0.0.${i + 1}` }));
+    nodes[2] = { ...nodes[2]!, hostKey: HOST_KEY } as (typeof nodes)[number];
+    const { warnings } = parseSettings(raw({ nodes }));
     assert.deepEqual(warnings, [
-      "nodelocaldns:nodes[0].hostKey: not pinned: the SSH host key of 10.0.0.1 will not be checked",
+      "nodelocaldns:nodes[*].hostKey: not pinned for 7 of 8 nodes (n0, n1, n3, n4, n5 and 2 more): their SSH host keys will not be checked (ssh-keyscan -t ed25519 <host>)",
+    ]);
+  });
+
+  it("warns when there are no nodes", () => {
+    assert.deepEqual(parseSettings(raw({ nodes: [] })).warnings, [
+      "nodelocaldns:nodes: no nodes: the cache is deployed, but no kubelet is switched to it",
     ]);
   });
 
@@ -439,4 +454,80 @@ describe("no secret and no long value in any message", () => {
       }
     });
   }
+});
+
+describe("pod settings are checked as the API server checks them", () => {
+  const table: [string, Record<string, unknown>, string[]][] = [
+    [
+      "a misspelt resource, a negative quantity, a request above its limit",
+      {
+        resources: {
+          requests: { memroy: "5Mi", cpu: "-1", memory: "64Mi" },
+          limits: { memory: "32Mi", "vendor.example/gpu": "1" },
+        },
+      },
+      [
+        "nodelocaldns:resources.requests.memroy: unknown resource (known: cpu, memory, ephemeral-storage, hugepages-<size>, or a domain/name extended resource)",
+        "nodelocaldns:resources.requests.cpu: -1 must be greater than or equal to 0",
+        "nodelocaldns:resources.requests.memory: 64Mi must be less than or equal to the limit 32Mi",
+      ],
+    ],
+    [
+      "quantities in every form the API server accepts",
+      {
+        resources: {
+          requests: { cpu: "0.5", memory: "1e6", "hugepages-2Mi": "2Mi" },
+          limits: { cpu: "1500m" },
+        },
+      },
+      [],
+    ],
+    [
+      "tolerations the API server refuses",
+      {
+        tolerations: [
+          { operator: "Equal", value: "x" },
+          { key: "k", operator: "Exists", value: "v" },
+          { key: "k", operator: "Exists", effect: "NoSchedule", tolerationSeconds: 30 },
+        ],
+      },
+      [
+        "nodelocaldns:tolerations[0].operator: must be Exists when key is empty",
+        "nodelocaldns:tolerations[1].value: must be empty when operator is Exists",
+        "nodelocaldns:tolerations[2].tolerationSeconds: is only allowed with effect NoExecute",
+      ],
+    ],
+    [
+      "a node selector whose key is a value and whose value is a key",
+      { nodeSelector: { "not a key": "x", "kubernetes.io/os": "linux/amd64" } },
+      [
+        "nodelocaldns:nodeSelector.not a key: the key is not a label key (prefix/name, name of [A-Za-z0-9._-], at most 63)",
+        'nodelocaldns:nodeSelector.kubernetes.io/os: "linux/amd64" is not a label value',
+      ],
+    ],
+    [
+      "an image without a tag or digest",
+      { image: "registry.example:5000/dns/k8s-dns-node-cache" },
+      [
+        'nodelocaldns:image: "registry.example:5000/dns/k8s-dns-node-cache" has no tag or digest: a system-node-critical DaemonSet must not run an implicit :latest',
+      ],
+    ],
+  ];
+  for (const [what, values, expected] of table) {
+    it(what, () => {
+      const got = expected.length === 0 ? [] : problems(values);
+      if (expected.length === 0) parseSettings(raw(values));
+      assert.deepEqual(got.sort(), [...expected].sort());
+    });
+  }
+
+  it("accepts an image pinned by digest only, or by tag and digest", () => {
+    const digest = `@sha256:${"a".repeat(64)}`;
+    for (const image of [
+      `registry.k8s.io/dns/k8s-dns-node-cache${digest}`,
+      `r.example/n:1.26.8${digest}`,
+    ]) {
+      assert.equal(parseSettings(raw({ image })).settings.image, image);
+    }
+  });
 });

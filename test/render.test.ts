@@ -233,7 +233,7 @@ describe("npm run render", () => {
     const out = tempDir();
     const r = capture(() => main(["--stack", "test", "--out", out, "--project-dir", dir]));
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /nodes\[0\]\.hostKey: not pinned/);
+    assert.match(r.stderr, /nodes\[\*\]\.hostKey: not pinned for 1 of 1 nodes \(a\)/);
     for (const file of listFiles(out)) {
       const text = fs.readFileSync(path.join(out, file), "utf8");
       assert.ok(!text.includes("CIPHERTEXT") && !text.includes("[secret]"), file);
