@@ -159,7 +159,7 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       timeoutSeconds: 5,
     },
     volumeMounts: [
-      { mountPath: "/run/xtables.lock", name: "xtables-lock", readOnly: false },
+      { mountPath: "/run/xtables.lock", name: "xtables-lock" },
       { name: "config-volume", mountPath: "/etc/coredns" },
       { name: "kube-dns-config", mountPath: "/etc/kube-dns" },
     ],

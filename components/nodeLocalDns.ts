@@ -26,11 +26,21 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   readonly kubeletSwitches: command.remote.Command[];
   /** One revert guard per node, in config order (see switchKubelets). */
   readonly revertGuards: command.remote.Command[];
+  private readonly commandProvider: command.Provider;
 
   constructor(name: string, args: NodeLocalDnsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nodelocaldns:index:NodeLocalDns", name, {}, opts);
     const settings = args.settings;
     const child = { parent: this };
+    // Every object has a fixed name (upstream's, which node-cache and users rely on). A replacement
+    // must delete the old object first: create-before-delete would create the "new" one by
+    // patching the same object, then delete it (found by the end-to-end test with --replace).
+    const fixedName = { parent: this, deleteBeforeReplace: true };
+    // The kubelet Commands' provider, registered before anything else. With the default provider,
+    // which the engine loads only when the first Command registers, a DaemonSet replacement that
+    // deletes the Commands first (replaceWith, delete-before-replace) failed: "unknown provider"
+    // (found by the end-to-end test).
+    this.commandProvider = new command.Provider(`${name}-command`, {}, child);
 
     // The kube-dns ClusterIP: from config, else read from the cluster (a read, never managed).
     this.clusterDnsIp =
@@ -54,26 +64,30 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-service-account`,
       fields("serviceAccount", "metadata"),
-      child,
+      fixedName,
     );
     const upstreamService = new k8s.core.v1.Service(
       `${name}-kube-dns-upstream`,
       fields("upstreamService", "metadata", "spec"),
-      child,
+      fixedName,
     );
     const configMap = new k8s.core.v1.ConfigMap(
       `${name}-corefile`,
       fields("configMap", "metadata", "data"),
-      child,
+      fixedName,
     );
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
     // `pulumi up` then waits until every pod is ready (the provider's default await).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
       fields("daemonSet", "metadata", "spec"),
-      { ...child, dependsOn: [serviceAccount, upstreamService, configMap] },
+      { ...fixedName, dependsOn: [serviceAccount, upstreamService, configMap] },
     );
-    new k8s.core.v1.Service(`${name}-metrics`, fields("metricsService", "metadata", "spec"), child);
+    new k8s.core.v1.Service(
+      `${name}-metrics`,
+      fields("metricsService", "metadata", "spec"),
+      fixedName,
+    );
 
     [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(
       name,
@@ -124,6 +138,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
           nodeCommandArgs(node, settings, resolved, renderGuardProgram),
           {
             parent: this,
+            provider: this.commandProvider,
             dependsOn: [this.daemonSet, configMap],
             deleteBeforeReplace: true,
           },
@@ -134,6 +149,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
           nodeCommandArgs(node, settings, resolved, renderNodeProgram),
           {
             parent: this,
+            provider: this.commandProvider,
             dependsOn: [this.daemonSet, configMap, guard, ...previousBatch],
             deleteBeforeReplace: true,
             replaceWith: [this.daemonSet],

@@ -66,6 +66,7 @@ describe("NodeLocalDns resources", () => {
       "kubernetes:core/v1:Service nodelocaldns-metrics",
       "kubernetes:core/v1:ServiceAccount nodelocaldns-service-account",
       "nodelocaldns:index:NodeLocalDns nodelocaldns",
+      "pulumi:providers:command nodelocaldns-command",
     ]);
     assert.equal(regs.filter((r) => r.read).length, 0, "clusterDnsIp is configured: no lookup");
   });
@@ -85,6 +86,12 @@ describe("NodeLocalDns resources", () => {
     }
     for (const r of k8s) {
       assert.equal((r.inputs.metadata as { namespace: string }).namespace, "kube-system");
+    }
+  });
+
+  it("replaces every object delete-first: each has a fixed name", () => {
+    for (const r of regs.filter((r) => r.type.startsWith("kubernetes:") && !r.read)) {
+      assert.equal(r.deleteBeforeReplace, true, r.name);
     }
   });
 
@@ -122,6 +129,15 @@ describe("NodeLocalDns kubelet Commands", () => {
         !guards()[i].dependencies.some((urn) => commands().some((c) => c.urn === urn)),
         "a guard depends on no switch",
       );
+    }
+  });
+
+  it("use the component's own command provider, registered before the DaemonSet", () => {
+    const provider = single("pulumi:providers:command", "nodelocaldns-command");
+    const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+    assert.ok(regs.indexOf(provider) < regs.indexOf(ds), "registered first");
+    for (const cmd of allCommands()) {
+      assert.ok(cmd.provider.startsWith(`${provider.urn}::`), `${cmd.name}: ${cmd.provider}`);
     }
   });
 

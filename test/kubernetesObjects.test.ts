@@ -112,7 +112,7 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
                 timeoutSeconds: 5,
               },
               volumeMounts: [
-                { mountPath: "/run/xtables.lock", name: "xtables-lock", readOnly: false },
+                { mountPath: "/run/xtables.lock", name: "xtables-lock" },
                 { name: "config-volume", mountPath: "/etc/coredns" },
                 { name: "kube-dns-config", mountPath: "/etc/kube-dns" },
               ],

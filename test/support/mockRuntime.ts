@@ -19,6 +19,8 @@ export interface Registration {
   replaceWith: string[];
   retainOnDelete: boolean;
   deletedWith: string;
+  /** The provider reference ("<provider urn>::<id>"), empty for the default provider. */
+  provider: string;
 }
 
 export interface MockRuntimeOptions {
@@ -59,6 +61,7 @@ interface Request {
   getRetainondelete?(): boolean;
   getDeletedwith?(): string;
   getId?(): string;
+  getProvider?(): string;
 }
 
 export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<MockRuntime> {
@@ -109,6 +112,7 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
         replaceWith: req.getReplaceWithList?.() ?? [],
         retainOnDelete: req.getRetainondelete?.() ?? false,
         deletedWith: req.getDeletedwith?.() ?? "",
+        provider: req.getProvider?.() ?? "",
       });
       return original(req, (err, response) => {
         const urn = (response as { getUrn?(): string } | undefined)?.getUrn?.();
