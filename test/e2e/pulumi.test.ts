@@ -1,0 +1,477 @@
+// `pulumi up` and `pulumi destroy` of this project for real: the Pulumi engine (CLI 3.274.1) and
+// the kubernetes provider built from their Go modules, the command provider's stand-in, a local
+// control plane, systemd test nodes reached over SSH on loopback, and the node-cache stand-in
+// following the DaemonSet on every node (test/e2e/pulumi/cluster.ts). Configured with the real
+// CLI's `pulumi config set [--secret] [--path]`, run through the Automation API with the project's
+// own Pulumi.yaml and index.ts (the nodejs language host cannot be built here). The scenarios run
+// in order on one stack, as an operator's days would.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parseAllDocuments } from "yaml";
+import { main as render } from "../../cli/render";
+import { KUBELET_LAYOUTS, systemdNodeTestOptions } from "../support/systemdNode";
+import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
+import { PulumiWorkspace } from "./pulumi/workspace";
+import { requireTools, toolchainTestOptions } from "./support/toolchain";
+
+const TOOLS = [
+  "pulumi",
+  "pulumi-resource-kubernetes",
+  "pulumi-resource-command",
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kwok",
+  "kwok-stages",
+  "node-cache",
+] as const;
+const toolOptions = toolchainTestOptions(TOOLS);
+const options = toolOptions.skip !== undefined ? toolOptions : systemdNodeTestOptions();
+
+const STACK = "e2e";
+const LOCAL_DNS_IP = "169.254.20.10";
+const CONFIG = "/var/lib/kubelet/config.yaml";
+const STEP = { timeout: 10 * 60_000 };
+
+let cluster: E2eCluster;
+let ws: PulumiWorkspace;
+
+describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () => {
+  before(
+    async () => {
+      cluster = await E2eCluster.start(3);
+      ws = await PulumiWorkspace.create(requireTools(TOOLS), cluster.controlPlane.kubeconfigPath);
+    },
+    { timeout: 20 * 60_000 },
+  );
+  after(async () => {
+    ws?.remove();
+    await cluster?.stop();
+  });
+
+  it(
+    "the real CLI takes Pulumi.yaml's config block and `config set --path` on structured keys",
+    STEP,
+    async () => {
+      ok(await ws.cli(["stack", "init", STACK]));
+      const [n1, n2] = cluster.nodes;
+      await setNodes([n1!, n2!]);
+      ok(await ws.cli(["config", "set", "--path", "ssh.user", "root"]));
+      // As a user would: the key on stdin, stored encrypted.
+      const key = fs.readFileSync(n1!.program.node.privateKeyPath, "utf8");
+      ok(await ws.cli(["config", "set", "--secret", "--path", "ssh.privateKey"], key));
+      ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "1"]));
+      ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
+      ok(await ws.cli(["config", "set", "--path", "rollout.kubeletTimeoutSeconds", "30"]));
+      const stackFile = fs.readFileSync(path.join(ws.projectDir, `Pulumi.${STACK}.yaml`), "utf8");
+      assert.match(stackFile, /\n {4}privateKey:\n {6}secure: v1:/);
+      assert.ok(!stackFile.includes("PRIVATE KEY"), "the key is stored encrypted");
+      const shown = ok(await ws.cli(["config", "--json"]));
+      assert.equal(
+        JSON.parse(shown)["nodelocaldns:localDnsIp"].value,
+        LOCAL_DNS_IP,
+        "Pulumi.yaml default",
+      );
+    },
+  );
+
+  it(
+    "bad config: the real engine fails with the same problems npm run render names",
+    STEP,
+    async () => {
+      ok(await ws.cli(["stack", "init", "bad"]));
+      ok(await ws.cli(["config", "set", "--stack", "bad", "localDnsIp", "10.96.0.10"]));
+      ok(await ws.cli(["config", "set", "--stack", "bad", "clusterDnsIp", "10.96.0.10"]));
+      ok(await ws.cli(["config", "set", "--stack", "bad", "--path", "nodes[0].name", "n1"]));
+      ok(await ws.cli(["config", "set", "--stack", "bad", "--path", "nodes[0].host", "x;y"]));
+      const up = await ws.operation("up", "bad");
+      assert.equal(up.ok, false);
+      const stderr = captureStderr(() =>
+        render([
+          "--stack",
+          "bad",
+          "--out",
+          path.join(ws.dir, "bad-out"),
+          "--project-dir",
+          ws.projectDir,
+        ]),
+      );
+      const problems = stderr.split("\n").filter((l) => l.startsWith("  - "));
+      assert.equal(problems.length, 2, stderr);
+      for (const line of problems)
+        assert.ok(up.log.includes(line.trim()) || up.error!.includes(line.slice(4)), line);
+      ok(await ws.cli(["stack", "rm", "--yes", "--force", "bad"]));
+    },
+  );
+
+  it(
+    "up: every object the API server holds is what render writes; every node switched",
+    STEP,
+    async () => {
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.equal(up.outputs?.clusterDnsIp, KUBE_DNS_IP, "read from kube-system/kube-dns");
+      const switches = up.outputs?.kubeletSwitches as Record<string, string>;
+      for (const n of cluster.nodes.slice(0, 2)) {
+        assert.match(
+          switches[n.name] ?? "",
+          /switched: cluster DNS 10\.96\.0\.10 -> 169\.254\.20\.10/,
+        );
+        assert.deepEqual((await n.program.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP], n.name);
+      }
+      assert.deepEqual((await cluster.nodes[2]!.program.kubelet()).effective?.clusterDNS, [
+        KUBE_DNS_IP,
+      ]);
+      // render, given the ClusterIP the program read, writes what the API server now holds.
+      const out = path.join(ws.dir, "render");
+      assert.equal(
+        quiet(() =>
+          render([
+            "--stack",
+            STACK,
+            "--out",
+            out,
+            "--project-dir",
+            ws.projectDir,
+            "--cluster-dns-ip",
+            KUBE_DNS_IP,
+          ]),
+        ),
+        0,
+      );
+      const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
+      for (const doc of docs.map((d) => d.toJSON() as K8sObject)) {
+        const live = await getObject(doc);
+        assertSubset(doc, live, `${doc.kind}/${doc.metadata.name}`);
+      }
+      for (const n of cluster.nodes.slice(0, 2)) {
+        const program = fs.readFileSync(path.join(out, "nodes", n.name, "program.bash"), "utf8");
+        const recorded = switchInputs(n.name).stdin;
+        assert.equal(recorded, program, `${n.name}: the program up ran is the one render writes`);
+      }
+    },
+  );
+
+  it(
+    "a second up changes nothing and restarts no kubelet; preview runs nothing on a node",
+    STEP,
+    async () => {
+      const before = await startsOf(cluster.nodes);
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      // Only "same", and the read of kube-system/kube-dns.
+      assert.deepEqual(Object.keys(up.summary?.resourceChanges ?? {}).sort(), ["read", "same"]);
+      const preview = await ws.operation("preview", STACK);
+      assert.ok(preview.ok, preview.error);
+      assert.deepEqual(Object.keys(preview.changeSummary ?? {}).sort(), ["read", "same"]);
+      assert.deepEqual(await startsOf(cluster.nodes), before);
+    },
+  );
+
+  it(
+    "a config change runs update on each node's Commands, without a kubelet restart",
+    STEP,
+    async () => {
+      const before = await startsOf(cluster.nodes);
+      ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "61"]));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      // The guards' program does not hold the timeouts: only the two switches change.
+      assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+      assert.deepEqual(await startsOf(cluster.nodes), before);
+    },
+  );
+
+  it("a node added is switched alone", STEP, async () => {
+    const before = await startsOf(cluster.nodes);
+    await setNodes(cluster.nodes);
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error);
+    assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+    const after = await startsOf(cluster.nodes);
+    assert.deepEqual(after.slice(0, 2), before.slice(0, 2));
+    assert.equal(after[2], before[2]! + 1);
+    assert.deepEqual((await cluster.nodes[2]!.program.kubelet()).effective?.clusterDNS, [
+      LOCAL_DNS_IP,
+    ]);
+  });
+
+  it("a node removed from config is reverted", STEP, async () => {
+    await setNodes(cluster.nodes.slice(0, 2));
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error);
+    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+    const n3 = cluster.nodes[2]!;
+    assert.deepEqual((await n3.program.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
+    assert.equal(n3.program.text(CONFIG), originalConfig());
+    assert.equal(await n3.program.state(), undefined);
+  });
+
+  it(
+    "a node's host changed: the old address is reverted before the new one is switched",
+    STEP,
+    async () => {
+      const n2 = cluster.nodes[1]!;
+      const port = await cluster.forward(n2, "127.0.0.22");
+      const mark = (await n2.program.kubelet()).starts;
+      ok(await ws.cli(["config", "set", "--path", "nodes[1].host", "127.0.0.22"]));
+      ok(await ws.cli(["config", "set", "--path", "nodes[1].port", String(port)]));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.equal(up.summary?.resourceChanges?.replace, 2, JSON.stringify(up.summary));
+      assert.deepEqual(
+        startsSince(n2, mark),
+        [KUBE_DNS_IP, LOCAL_DNS_IP],
+        "reverted, then switched",
+      );
+    },
+  );
+
+  it("a wrong pinned host key fails that node and touches nothing on it", STEP, async () => {
+    const [n1, n2] = cluster.nodes;
+    const before = await startsOf(cluster.nodes);
+    ok(await ws.cli(["config", "set", "--path", "nodes[0].hostKey", n2!.program.node.hostKey]));
+    ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "62"]));
+    const up = await ws.operation("up", STACK);
+    assert.equal(up.ok, false);
+    assert.match(up.error ?? "", /host key mismatch|knownhosts|key mismatch/i);
+    assert.deepEqual(await startsOf(cluster.nodes), before);
+    assert.equal(n1!.program.text(CONFIG), switchedConfig());
+    ok(await ws.cli(["config", "set", "--path", "nodes[0].hostKey", n1!.program.node.hostKey]));
+    const fixed = await ws.operation("up", STACK);
+    assert.ok(fixed.ok, fixed.error);
+  });
+
+  it(
+    "a replaced DaemonSet: nodes reverted before it goes, re-switched to the new one (replaceWith)",
+    STEP,
+    async () => {
+      const marks = await startsOf(cluster.nodes);
+      const before = await daemonSetUid();
+      const ds = urnOf("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+      const up = await ws.operation("up", STACK, { replace: [ds] });
+      assert.ok(up.ok, up.error);
+      // The DaemonSet was deleted and created again (a new object), and is there after the up:
+      // with the name fixed, create-before-delete would delete the live object last.
+      const after = await daemonSetUid();
+      assert.ok(after !== undefined && after !== before, `a new DaemonSet (${before} -> ${after})`);
+      const deletedAt = Date.parse(
+        cluster.controlPlane
+          .auditEvents()
+          .filter((e) => e.verb === "delete" && e.objectRef?.resource === "daemonsets")
+          .at(-1)!.stageTimestamp!,
+      );
+      for (const [i, n] of cluster.nodes.slice(0, 2).entries()) {
+        const since = startLines(n).slice(marks[i]!);
+        assert.deepEqual(
+          since.map((s) => s.dns),
+          [KUBE_DNS_IP, LOCAL_DNS_IP],
+          `${n.name}: reverted, then switched`,
+        );
+        assert.ok(since[0]!.at < deletedAt, `${n.name} reverted before the old DaemonSet went`);
+        assert.ok(since[1]!.at > deletedAt, `${n.name} switched to the new one`);
+      }
+    },
+  );
+
+  it(
+    "destroy stops at a node whose revert fails, and keeps the DaemonSet and the ConfigMap",
+    STEP,
+    async () => {
+      const n1 = cluster.nodes[0]!;
+      // kubelet on n1 cannot start with kube-dns: the revert's restart fails and is undone.
+      n1.program.node.writeFile("/etc/kubelet-standin/only-with-cluster-dns", `${KUBE_DNS_IP}\n`);
+      n1.program.node.writeFile("/etc/kubelet-standin/fail-start", "");
+      const down = await ws.operation("destroy", STACK);
+      assert.equal(down.ok, false);
+      assert.match(down.error ?? "", /kubelet did not come back healthy after the change/);
+      for (const object of ["daemonsets/node-local-dns", "configmaps/node-local-dns"]) {
+        const apiGroup = object.startsWith("daemonsets") ? "/apis/apps/v1" : "/api/v1";
+        const r = await cluster.controlPlane.api.get(
+          `${apiGroup}/namespaces/kube-system/${object}`,
+        );
+        assert.equal(r.status, 200, `${object} kept`);
+      }
+      assert.deepEqual((await n1.program.kubeletRunning()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+      n1.program.node.writeFile("/etc/kubelet-standin/only-with-cluster-dns", "none\n");
+    },
+  );
+
+  it(
+    "destroy: every node reverted while the DaemonSet still existed, then every object gone",
+    STEP,
+    async () => {
+      const down = await ws.operation("destroy", STACK);
+      assert.ok(down.ok, down.error);
+      // The last DaemonSet delete (the replacement test deleted one before).
+      const deleted = cluster.controlPlane
+        .auditEvents()
+        .filter((e) => e.verb === "delete" && e.objectRef?.resource === "daemonsets")
+        .at(-1);
+      assert.ok(deleted, "the DaemonSet delete is in the audit log");
+      const deletedAt = Date.parse(deleted.stageTimestamp ?? deleted.requestReceivedTimestamp);
+      for (const n of cluster.nodes.slice(0, 2)) {
+        const last = startLines(n).at(-1)!;
+        assert.equal(last.dns, KUBE_DNS_IP, `${n.name} reverted`);
+        assert.ok(
+          last.at < deletedAt,
+          `${n.name} reverted at ${new Date(last.at).toISOString()}, before the DaemonSet went`,
+        );
+        assert.equal(n.program.text(CONFIG), originalConfig());
+        assert.equal(await n.program.state(), undefined);
+      }
+      for (const p of [
+        "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns",
+        "/api/v1/namespaces/kube-system/configmaps/node-local-dns",
+        "/api/v1/namespaces/kube-system/services/kube-dns-upstream",
+        "/api/v1/namespaces/kube-system/services/node-local-dns",
+        "/api/v1/namespaces/kube-system/serviceaccounts/node-local-dns",
+      ]) {
+        assert.equal((await cluster.controlPlane.api.get(p)).status, 404, `${p} gone`);
+      }
+      const kubeDns = await cluster.controlPlane.api.get(
+        "/api/v1/namespaces/kube-system/services/kube-dns",
+      );
+      assert.equal(kubeDns.status, 200, "kube-dns untouched");
+    },
+  );
+});
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string };
+  [field: string]: unknown;
+}
+
+function ok(r: { code: number; stdout: string; stderr: string }): string {
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return r.stdout;
+}
+
+/** nodes[i].name/host/port/hostKey for these nodes (and no others). */
+async function setNodes(nodes: ClusterNode[]): Promise<void> {
+  await ws.cli(["config", "rm", "nodes"]);
+  for (const [i, n] of nodes.entries()) {
+    ok(await ws.cli(["config", "set", "--path", `nodes[${i}].name`, n.name]));
+    ok(await ws.cli(["config", "set", "--path", `nodes[${i}].host`, n.host]));
+    ok(await ws.cli(["config", "set", "--path", `nodes[${i}].port`, String(n.port)]));
+    ok(await ws.cli(["config", "set", "--path", `nodes[${i}].hostKey`, n.program.node.hostKey]));
+    // Each test node has a key of its own: on stdin, stored encrypted, as a user would.
+    const key = fs.readFileSync(n.program.node.privateKeyPath, "utf8");
+    ok(await ws.cli(["config", "set", "--secret", "--path", `nodes[${i}].privateKey`], key));
+  }
+}
+
+async function startsOf(nodes: ClusterNode[]): Promise<number[]> {
+  return Promise.all(nodes.map(async (n) => (await n.program.kubelet()).starts));
+}
+
+/** Every kubelet start recorded by the stand-in: when, and with which cluster DNS. */
+function startLines(n: ClusterNode): { at: number; dns: string }[] {
+  return n.program
+    .text("/var/lib/kubelet-standin/starts.log")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => ({ at: Date.parse(l.split(" ")[0]!), dns: /clusterDNS=(\S+)/.exec(l)?.[1] ?? "" }));
+}
+
+/** The cluster DNS of every kubelet start after the first `mark` starts. */
+function startsSince(n: ClusterNode, mark: number): string[] {
+  return startLines(n)
+    .slice(mark)
+    .map((s) => s.dns);
+}
+
+/** kubelet's config.yaml on every node of the cluster before a switch, and after it. */
+function originalConfig(): string {
+  return KUBELET_LAYOUTS.kubeadm.files[CONFIG] as string;
+}
+function switchedConfig(): string {
+  return originalConfig().replace("- 10.96.0.10", `- ${LOCAL_DNS_IP}`);
+}
+
+/** The uid of the DaemonSet the API server holds now, or undefined. */
+async function daemonSetUid(): Promise<string | undefined> {
+  const r = await cluster.controlPlane.api.get<{ metadata: { uid: string } }>(
+    "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns",
+  );
+  return r.status === 200 ? r.body.metadata.uid : undefined;
+}
+
+/** The stack's state: the URN of a resource by type and name. */
+function urnOf(type: string, name: string): string {
+  const resources = (
+    ws.checkpoint(STACK) as {
+      checkpoint: { latest: { resources: { urn: string; type: string }[] } };
+    }
+  ).checkpoint.latest.resources;
+  const found = resources.find((r) => r.type === type && r.urn.endsWith(`::${name}`));
+  assert.ok(found, `${type} ${name} in state`);
+  return found.urn;
+}
+
+/** The inputs of a node's switch Command as the engine recorded them. */
+function switchInputs(node: string): { stdin: string } {
+  const resources = (
+    ws.checkpoint(STACK) as {
+      checkpoint: { latest: { resources: { urn: string; inputs: { stdin: string } }[] } };
+    }
+  ).checkpoint.latest.resources;
+  const found = resources.find((r) => r.urn.endsWith(`::nodelocaldns-kubelet-${node}`));
+  assert.ok(found, `the switch of ${node} in state`);
+  return found.inputs;
+}
+
+async function getObject(o: K8sObject): Promise<Record<string, unknown>> {
+  const base = o.apiVersion === "v1" ? "/api/v1" : `/apis/${o.apiVersion}`;
+  const plural = `${o.kind.toLowerCase()}s`;
+  const r = await cluster.controlPlane.api.get<Record<string, unknown>>(
+    `${base}/namespaces/${o.metadata.namespace}/${plural}/${o.metadata.name}`,
+  );
+  assert.equal(r.status, 200, `${o.kind}/${o.metadata.name}`);
+  return r.body;
+}
+
+/** Every field of `want` is in `got` with the same value (lists element by element). */
+function assertSubset(want: unknown, got: unknown, where: string): void {
+  if (Array.isArray(want)) {
+    assert.ok(Array.isArray(got) && got.length === want.length, `${where}: list of ${want.length}`);
+    want.forEach((w, i) => assertSubset(w, (got as unknown[])[i], `${where}[${i}]`));
+  } else if (want !== null && typeof want === "object") {
+    assert.ok(got !== null && typeof got === "object", `${where}: an object`);
+    for (const [k, v] of Object.entries(want)) {
+      assertSubset(v, (got as Record<string, unknown>)[k], `${where}.${k}`);
+    }
+  } else {
+    assert.equal(got, want, where);
+  }
+}
+
+function captureStderr(fn: () => number): string {
+  const original = console.error;
+  let text = "";
+  console.error = (...args: unknown[]) => void (text += args.join(" ") + "\n");
+  try {
+    fn();
+  } finally {
+    console.error = original;
+  }
+  return text;
+}
+
+function quiet(fn: () => number): number {
+  const [log, error] = [console.log, console.error];
+  console.log = () => {};
+  console.error = () => {};
+  try {
+    return fn();
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}

@@ -1,0 +1,209 @@
+// The world a real `pulumi up` of this project meets in the end-to-end tests: a local control
+// plane (test/e2e/support/controlPlane.ts) holding kube-system/kube-dns, and systemd test nodes
+// reachable over SSH from this machine's loopback (a forwarder per node address), each with a
+// kube-dns stand-in on the ClusterIP. A pod runner plays kubelet for the node-local-dns
+// DaemonSet: while the DaemonSet exists it runs the cache (the node-cache stand-in) on every
+// node with the ConfigMap and args the API server holds, restarts it when they change, and stops
+// it when the DaemonSet is deleted. Every DNS packet stays inside a node's own namespace.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { KUBELET_LAYOUTS } from "../../support/systemdNode";
+import { ProgramNode, startProgramNode } from "../../support/programNode";
+import {
+  expectOk,
+  kubeDnsServiceSpec,
+  startControlPlane,
+  type ControlPlane,
+} from "../support/controlPlane";
+import { startKubeDns, startNodeCache, type KubeDns, type NodeCache } from "../support/nodeCache";
+import { requireTools } from "../support/toolchain";
+import { sleep } from "../support/wait";
+
+export const KUBE_DNS_IP = "10.96.0.10";
+const NS = "/api/v1/namespaces/kube-system";
+const DS_PATH = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
+
+export interface ClusterNode {
+  name: string;
+  program: ProgramNode;
+  /** Where the node's sshd is reachable from this machine. */
+  host: string;
+  port: number;
+  kubeDns: KubeDns;
+  cache: NodeCache | undefined;
+  /** What the running cache was started from (uid, args, Corefile). */
+  cacheKey: string;
+}
+
+interface DaemonSet {
+  metadata: { uid: string };
+  spec: { template: { spec: { containers: { name: string; args: string[] }[] } } };
+}
+
+export class E2eCluster {
+  readonly nodes: ClusterNode[] = [];
+  private readonly forwarders: ChildProcess[] = [];
+  private running = false;
+  private runner: Promise<void> | undefined;
+  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-e2e-cluster-"));
+  private readonly nodeCacheBinary = requireTools(["node-cache"])["node-cache"];
+
+  private constructor(readonly controlPlane: ControlPlane) {}
+
+  /** A control plane with kube-system/kube-dns, and `count` kubeadm-layout nodes. */
+  static async start(count: number): Promise<E2eCluster> {
+    const cluster = new E2eCluster(await startControlPlane());
+    try {
+      await cluster.controlPlane.createService(kubeDnsServiceSpec(KUBE_DNS_IP));
+      await Promise.all(
+        Array.from({ length: count }, (_, i) => cluster.addNode(`e2e-node-${i + 1}`, i + 1)),
+      );
+      cluster.nodes.sort((a, b) => a.name.localeCompare(b.name));
+      cluster.running = true;
+      cluster.runner = cluster.runPods();
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  private async addNode(name: string, index: number): Promise<void> {
+    const host = `127.0.0.${10 + index}`;
+    const port = await freePort(host);
+    const program = await startProgramNode(
+      KUBELET_LAYOUTS.kubeadm.files as Record<string, string>,
+      {
+        hostname: name,
+        sshForward: { address: host, port },
+        cache: false,
+      },
+    );
+    const kubeDns = await startKubeDns(program.node, {
+      ip: KUBE_DNS_IP,
+      binaryPath: this.nodeCacheBinary,
+    });
+    await this.controlPlane.createNode(name, `10.1.0.${10 + index}`);
+    await this.controlPlane.waitForNodeReady(name, 60_000);
+    this.nodes.push({ name, program, host, port, kubeDns, cache: undefined, cacheKey: "" });
+  }
+
+  /** A second loopback address:port for a node's sshd (a socat forwarder, stopped with the cluster). */
+  async forward(node: ClusterNode, address: string): Promise<number> {
+    const port = await freePort(address);
+    const script = path.join(this.dir, `forward-${address}-${port}.sh`);
+    fs.writeFileSync(
+      script,
+      `#!/bin/bash\nexec nsenter -t ${node.program.node.leaderPid} -n -- socat STDIO TCP4:127.0.0.1:22\n`,
+      { mode: 0o700 },
+    );
+    const socat = spawn(
+      "socat",
+      [`TCP4-LISTEN:${port},bind=${address},reuseaddr,fork`, `EXEC:${script}`],
+      {
+        stdio: "ignore",
+        detached: true,
+      },
+    );
+    this.forwarders.push(socat);
+    for (let i = 0; i < 100; i++) {
+      if (await canConnect(address, port)) return port;
+      await sleep(50);
+    }
+    throw new Error(`socat does not listen on ${address}:${port}`);
+  }
+
+  /** The pod runner: the cache follows the DaemonSet (see the header). */
+  private async runPods(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.syncPods();
+      } catch (err) {
+        process.stderr.write(`e2e pod runner: ${String(err)}\n`);
+      }
+      await sleep(300);
+    }
+  }
+
+  private async syncPods(): Promise<void> {
+    const api = this.controlPlane.api;
+    const ds = await api.get<DaemonSet>(DS_PATH);
+    if (ds.status === 404) {
+      for (const node of this.nodes) await this.stopCache(node);
+      return;
+    }
+    const daemonSet = expectOk(ds, "get DaemonSet");
+    const cm = await api.get<{ data: { Corefile: string } }>(`${NS}/configmaps/node-local-dns`);
+    const upstream = await api.get<{ spec: { clusterIP: string } }>(
+      `${NS}/services/kube-dns-upstream`,
+    );
+    if (cm.status !== 200 || upstream.status !== 200) return;
+    const container = daemonSet.spec.template.spec.containers.find((c) => c.name === "node-cache");
+    if (container === undefined) return;
+    const key = JSON.stringify([daemonSet.metadata.uid, container.args, cm.body.data.Corefile]);
+    for (const node of this.nodes) {
+      if (node.cacheKey === key) continue;
+      await this.stopCache(node);
+      node.cache = await startNodeCache(node.program.node, {
+        corefile: cm.body.data.Corefile,
+        args: container.args,
+        kubeDnsUpstreamIp: upstream.body.spec.clusterIP,
+        binaryPath: this.nodeCacheBinary,
+      });
+      node.cacheKey = key;
+    }
+  }
+
+  private async stopCache(node: ClusterNode): Promise<void> {
+    await node.cache?.stop();
+    node.cache = undefined;
+    node.cacheKey = "";
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.runner?.catch(() => {});
+    for (const socat of this.forwarders) {
+      try {
+        process.kill(-socat.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.allSettled(
+      this.nodes.map(async (n) => {
+        await n.cache?.stop();
+        await n.kubeDns.stop();
+        await n.program.stop();
+      }),
+    );
+    await this.controlPlane.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,148 @@
+// The Pulumi side of the end-to-end tests: the CLI and plugins built from Go modules
+// (test/e2e/toolchain), an isolated PULUMI_HOME and local state backend, a project directory that
+// links this repository's Pulumi.yaml and index.ts (so stack files never land in the repository),
+// and helpers that run the real CLI there and one operation at a time through runner.ts.
+
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const ROOT = path.join(__dirname, "..", "..", "..");
+
+export interface PulumiTools {
+  pulumi: string;
+  "pulumi-resource-kubernetes": string;
+  "pulumi-resource-command": string;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface OperationResult {
+  ok: boolean;
+  error?: string;
+  summary?: { result: string; resourceChanges?: Record<string, number> };
+  changeSummary?: Record<string, number>;
+  outputs?: Record<string, unknown>;
+  /** Everything the engine printed. */
+  log: string;
+}
+
+export class PulumiWorkspace {
+  private operations = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly projectDir: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /**
+   * A fresh PULUMI_HOME with the two provider plugins installed from their built binaries, and a
+   * local backend, under one temp dir. kubeconfig: what the kubernetes provider connects with.
+   */
+  static async create(tools: PulumiTools, kubeconfig: string): Promise<PulumiWorkspace> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-e2e-pulumi-"));
+    const projectDir = path.join(dir, "project");
+    fs.mkdirSync(projectDir);
+    fs.mkdirSync(path.join(dir, "state"));
+    for (const name of [
+      "Pulumi.yaml",
+      "index.ts",
+      "package.json",
+      "tsconfig.json",
+      "node_modules",
+    ]) {
+      fs.symlinkSync(path.join(ROOT, name), path.join(projectDir, name));
+    }
+    const env: NodeJS.ProcessEnv = {
+      PATH: `${path.dirname(tools.pulumi)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      HOME: process.env.HOME,
+      PULUMI_HOME: path.join(dir, "home"),
+      PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      // A missing plugin fails at once instead of a download attempt (there is no network).
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_SKIP_CONFIRMATIONS: "true",
+      KUBECONFIG: kubeconfig,
+    };
+    const ws = new PulumiWorkspace(dir, projectDir, env);
+    for (const [name, version, binary] of [
+      ["command", "1.2.1", tools["pulumi-resource-command"]],
+      ["kubernetes", "4.25.0", tools["pulumi-resource-kubernetes"]],
+    ] as const) {
+      const r = await ws.cli(["plugin", "install", "resource", name, version, "--file", binary]);
+      if (r.code !== 0) throw new Error(`pulumi plugin install ${name}: ${r.stderr}`);
+    }
+    return ws;
+  }
+
+  /** The real CLI in the project directory. */
+  cli(args: string[], stdin?: string): Promise<ExecResult> {
+    return run(this.env.PATH!.split(":")[0] + "/pulumi", args, this.projectDir, this.env, stdin);
+  }
+
+  /** One operation through the Automation API (runner.ts), in its own process. */
+  async operation(
+    op: "up" | "preview" | "destroy" | "refresh",
+    stack: string,
+    args: Record<string, unknown> = {},
+  ): Promise<OperationResult> {
+    const request = JSON.stringify({ op, stack, workDir: this.projectDir, args });
+    const r = await run(
+      process.execPath,
+      ["--import", "tsx", path.join(__dirname, "runner.ts"), request],
+      ROOT,
+      this.env,
+    );
+    const at = r.stdout.lastIndexOf("\nRESULT ");
+    if (at < 0) throw new Error(`runner printed no result (${r.code}): ${r.stderr}\n${r.stdout}`);
+    const result = JSON.parse(r.stdout.slice(at + "\nRESULT ".length)) as OperationResult;
+    const log = r.stdout.slice(0, at);
+    // NODELOCALDNS_E2E_LOG_DIR keeps every operation's engine output, for a failure's post-mortem.
+    const keep = process.env.NODELOCALDNS_E2E_LOG_DIR;
+    if (keep !== undefined) {
+      fs.mkdirSync(keep, { recursive: true });
+      this.operations += 1;
+      fs.writeFileSync(
+        path.join(keep, `${this.operations}-${stack}-${op}.log`),
+        `${log}\n${result.error ?? ""}`,
+      );
+    }
+    return { ...result, log };
+  }
+
+  /** The stack's checkpoint (the local backend's state file). */
+  checkpoint(stack: string): unknown {
+    const file = path.join(this.dir, "state", ".pulumi", "stacks", "nodelocaldns", `${stack}.json`);
+    return JSON.parse(fs.readFileSync(file, "utf8"));
+  }
+
+  remove(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function run(
+  file: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  stdin?: string,
+): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(stdin ?? "");
+  });
+}
