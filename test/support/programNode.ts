@@ -17,6 +17,7 @@ import {
   type ExecResult,
   type KubeletStatus,
   type SystemdNode,
+  type SystemdNodeOptions,
 } from "./systemdNode";
 
 export const LOCAL_DNS_IP = "169.254.20.10";
@@ -159,14 +160,26 @@ export class ProgramNode {
   }
 }
 
-/** Starts a node with kubelet in `files`' layout and an answering cache. */
-export async function startProgramNode(files: Record<string, string>): Promise<ProgramNode> {
+/**
+ * Starts a node with kubelet in `files`' layout and, unless `options.cache` is false, a DNS
+ * server answering on the cache's address (the end-to-end tests run the real cache instead).
+ */
+export async function startProgramNode(
+  files: Record<string, string>,
+  options: Pick<SystemdNodeOptions, "hostname" | "sshForward"> & { cache?: boolean } = {},
+): Promise<ProgramNode> {
+  const { cache = true, ...nodeOptions } = options;
   const node = new ProgramNode(
-    await startSystemdNode({ files, enable: [KUBELET_UNIT], localDnsIp: LOCAL_DNS_IP }),
+    await startSystemdNode({
+      files,
+      enable: [KUBELET_UNIT],
+      localDnsIp: LOCAL_DNS_IP,
+      ...nodeOptions,
+    }),
   );
   try {
     await node.kubeletRunning();
-    await node.setCache("dns");
+    if (cache) await node.setCache("dns");
     return node;
   } catch (err) {
     await node.stop();
