@@ -28,7 +28,7 @@ export function floorShape(nodes: number): FloorShape {
   const o = nodeLocalDnsObjects(s);
   return {
     nodes,
-    batchSize: s.rollout.batchSize,
+    batchSize: s.rollout.batchSize ?? 5,
     objects: {
       serviceAccount: { metadata: o.serviceAccount.metadata },
       upstreamService: { metadata: o.upstreamService.metadata, spec: o.upstreamService.spec },

@@ -10,12 +10,14 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseSettings } from "../components/config";
 import { NODE_FILES, renderStack } from "../components/render";
+import { describePlan, planRollout } from "../components/rollout";
 import { rawConfigFromFiles } from "../components/stackConfig";
 
 const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]
 
 Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/manifests.yaml                 the Kubernetes objects, in apply order
+  <dir>/rollout.txt                    the rollout plan: which nodes in which round
   <dir>/nodes/<node>/program.bash      the node program its switch Command sends on stdin
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
   <dir>/nodes/<node>/commands.txt      the command lines both Commands run
@@ -81,8 +83,9 @@ export function main(argv: string[]): number {
       fs.chmodSync(target, file.mode);
     }
     console.log(
-      `wrote ${files.length} files to ${args.out} (manifests.yaml, ${settings.nodes.length} node directories)`,
+      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, ${settings.nodes.length} node directories)`,
     );
+    console.log(`rollout: ${describePlan(planRollout(settings.nodes, settings.rollout))}`);
     for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);
     return 0;
   } catch (err) {

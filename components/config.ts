@@ -13,6 +13,7 @@ import {
   STATE_DIR_PARENTS,
 } from "./configNodes";
 import { parseImage, parseNodeSelector, parseResources, parseTolerations } from "./configPod";
+import type { BatchLimit } from "./rollout";
 import { DEFAULTS, Settings } from "./settings";
 
 export { ConfigError, RawConfig };
@@ -157,9 +158,19 @@ function parseCache(c: Checker, value: unknown): Settings["cache"] {
 function parseRollout(c: Checker, value: unknown): Settings["rollout"] {
   const d = DEFAULTS.rollout;
   const obj = c.object("rollout", value) ?? {};
-  c.unknownKeys("rollout", obj, Object.keys(d));
-  return {
-    batchSize: c.integer("rollout.batchSize", obj.batchSize, 1, 10000) ?? d.batchSize,
+  c.unknownKeys("rollout", obj, ["batchSize", ...Object.keys(d)]);
+  const batchSize = c.integer("rollout.batchSize", obj.batchSize, 1, 10000);
+  const growing = ["canary", "maxBatch", "growth"].filter((k) => obj[k] !== undefined);
+  if (batchSize !== undefined && growing.length > 0) {
+    c.problem(
+      "rollout.batchSize",
+      `fixed batches cannot be combined with ${growing.join(", ")}: set one or the other`,
+    );
+  }
+  const rollout: Settings["rollout"] = {
+    canary: c.integer("rollout.canary", obj.canary, 1, 10000) ?? d.canary,
+    maxBatch: parseBatchLimit(c, "rollout.maxBatch", obj.maxBatch) ?? d.maxBatch,
+    growth: c.integer("rollout.growth", obj.growth, 1, 100) ?? d.growth,
     readyTimeoutSeconds:
       c.integer("rollout.readyTimeoutSeconds", obj.readyTimeoutSeconds, 1, 3600) ??
       d.readyTimeoutSeconds,
@@ -167,4 +178,24 @@ function parseRollout(c: Checker, value: unknown): Settings["rollout"] {
       c.integer("rollout.kubeletTimeoutSeconds", obj.kubeletTimeoutSeconds, 1, 600) ??
       d.kubeletTimeoutSeconds,
   };
+  if (batchSize !== undefined) rollout.batchSize = batchSize;
+  return rollout;
+}
+
+/** A number of nodes (5, "5") or a share of them ("10%", 1 to 100). */
+function parseBatchLimit(c: Checker, path: string, value: unknown): BatchLimit | undefined {
+  if (value === undefined || value === null) return undefined;
+  const percent = typeof value === "string" ? /^([0-9]{1,3})%$/.exec(value) : null;
+  if (percent !== null) {
+    const n = Number(percent[1]);
+    if (n >= 1 && n <= 100) return { percent: n };
+    c.problem(path, `${value} is out of range (1% to 100%)`);
+    return undefined;
+  }
+  if (typeof value === "string" && !/^[0-9]+$/.test(value)) {
+    c.problem(path, `${c.show(path, value)} is not a number of nodes or a share ("10%")`);
+    return undefined;
+  }
+  const count = c.integer(path, value, 1, 10000);
+  return count === undefined ? undefined : { count };
 }

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
 import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
-import { planBatches } from "./rollout";
+import { planRollout } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
 
 type RenderedObject = Exclude<keyof KubernetesObjects, "all">;
@@ -120,7 +120,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
    * - triggers host/port/stateDir: a node moved to another address or state directory reverts
    *   the old one (delete runs with the stored connection and program) instead of silently
    *   switching only the new one.
-   * - batches: each batch depends on the one before, so a failure stops the rollout.
+   * - batches (see rollout.ts): each batch depends on the one before, so a failure stops the
+   *   rollout.
    */
   private switchKubelets(
     name: string,
@@ -131,7 +132,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     const switches: command.remote.Command[] = [];
     const guards: command.remote.Command[] = [];
     let previousBatch: command.remote.Command[] = [];
-    for (const batch of planBatches(settings.nodes, settings.rollout.batchSize)) {
+    for (const batch of planRollout(settings.nodes, settings.rollout)) {
       const current = batch.map((node) => {
         const guard = new command.remote.Command(
           `${name}-kubelet-guard-${node.name}`,

@@ -4,6 +4,7 @@ import { stringify } from "yaml";
 import { nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
 import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
+import { describePlan, planRollout } from "./rollout";
 import { NodeSettings, ResolvedSettings } from "./settings";
 
 export interface RenderedFile {
@@ -19,7 +20,10 @@ export function renderStack(settings: ResolvedSettings): RenderedFile[] {
   const manifests = nodeLocalDnsObjects(settings)
     .all.map((o) => stringify(o, { lineWidth: 0 }))
     .join("---\n");
-  const files: RenderedFile[] = [{ path: "manifests.yaml", content: manifests, mode: 0o644 }];
+  const files: RenderedFile[] = [
+    { path: "manifests.yaml", content: manifests, mode: 0o644 },
+    { path: "rollout.txt", content: rolloutText(settings), mode: 0o644 },
+  ];
   for (const node of settings.nodes) {
     const params = nodeScriptParams(settings, node);
     const dir = `nodes/${node.name}`;
@@ -46,4 +50,13 @@ function commandsText(node: NodeSettings): string {
       ...lines("guard ", "guard.bash"),
     ].join("\n") + "\n"
   );
+}
+
+/** The rollout plan: a line for the whole, then the nodes of each round. */
+export function rolloutText(settings: ResolvedSettings): string {
+  const plan = planRollout(settings.nodes, settings.rollout);
+  const rounds = plan.map((batch, i) => `round ${i + 1}: ${batch.map((n) => n.name).join(" ")}`);
+  return [`# ${describePlan(plan)}; each round starts when the one before succeeded`, ...rounds]
+    .join("\n")
+    .concat("\n");
 }

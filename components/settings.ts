@@ -1,6 +1,8 @@
 // The validated, defaulted settings of one stack (one cluster). Everything downstream (Corefile,
 // Kubernetes objects, node scripts, the component) reads these types, never raw config.
 
+import type { BatchLimit, RolloutPlanSettings } from "./rollout";
+
 export type KubeProxyMode = "ipvs";
 export type KubeletFormat = "auto" | "env-file" | "config-file" | "unit-file";
 
@@ -60,12 +62,10 @@ export interface NodeSettings {
   kubelet: KubeletFile;
 }
 
-export interface RolloutSettings {
-  /** Nodes switched at once; batch k+1 starts only after batch k succeeded. */
-  batchSize: number;
+export interface RolloutSettings extends RolloutPlanSettings {
   /** How long a node waits for its cache to answer before giving up, changing nothing. */
   readyTimeoutSeconds: number;
-  /** How long a node waits for `systemctl is-active kubelet` after a restart. */
+  /** How long a node waits for kubelet to come back healthy after a restart. */
   kubeletTimeoutSeconds: number;
 }
 
@@ -116,6 +116,12 @@ export const DEFAULTS = {
   nodeSelector: {} as Record<string, string>,
   ssh: { user: "root", port: 22, sudo: true },
   kubelet: { format: "auto" as KubeletFormat },
-  rollout: { batchSize: 5, readyTimeoutSeconds: 120, kubeletTimeoutSeconds: 60 },
+  rollout: {
+    canary: 1,
+    maxBatch: { percent: 10 } as BatchLimit,
+    growth: 2,
+    readyTimeoutSeconds: 120,
+    kubeletTimeoutSeconds: 60,
+  },
   stateDir: "/var/lib/nodelocaldns",
 } as const;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import type { NodeLocalDns } from "../components/nodeLocalDns";
-import { Settings } from "../components/settings";
+import { DEFAULTS, Settings } from "../components/settings";
 import { byUrn, Registration, startMockRuntime, unwrapSecret } from "./support/mockRuntime";
 import { resolvedSettings } from "./support/settingsFixture";
 
@@ -14,7 +14,12 @@ const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnFbvm4BNwc0sBhv3ZN1fQpaC
 const settings: Settings = resolvedSettings({
   localDnsIp: "169.254.25.10",
   clusterDomain: "corp.example",
-  rollout: { batchSize: 2, readyTimeoutSeconds: 30, kubeletTimeoutSeconds: 20 },
+  rollout: {
+    ...DEFAULTS.rollout,
+    batchSize: 2,
+    readyTimeoutSeconds: 30,
+    kubeletTimeoutSeconds: 20,
+  },
   nodes: ["n1", "n2", "n3"].map((name, i) => ({
     name,
     host: `10.0.0.${11 + i}`,

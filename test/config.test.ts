@@ -40,7 +40,9 @@ describe("parseSettings defaults", () => {
     assert.deepEqual(settings.nodeSelector, {});
     assert.deepEqual(settings.nodes, []);
     assert.deepEqual(settings.rollout, {
-      batchSize: 5,
+      canary: 1,
+      maxBatch: { percent: 10 },
+      growth: 2,
       readyTimeoutSeconds: 120,
       kubeletTimeoutSeconds: 60,
     });
@@ -54,6 +56,14 @@ describe("parseSettings defaults", () => {
     assert.equal(settings.healthPort, 8181);
     assert.equal(settings.metricsPort, 9254);
     assert.equal(settings.rollout.batchSize, 10);
+  });
+
+  it("takes maxBatch as a share or a count, as `pulumi config set --path` stores them", () => {
+    const rollout = (maxBatch: unknown) =>
+      parseSettings(raw({ rollout: { maxBatch } })).settings.rollout;
+    assert.deepEqual(rollout("25%").maxBatch, { percent: 25 });
+    assert.deepEqual(rollout("7").maxBatch, { count: 7 });
+    assert.deepEqual(rollout(7).maxBatch, { count: 7 });
   });
 
   it("writes IPv6 addresses in canonical form, as `ip addr` prints them", () => {
@@ -173,7 +183,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       [
         "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
         "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
-        "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, readyTimeoutSeconds, kubeletTimeoutSeconds)",
+        "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, canary, maxBatch, growth, readyTimeoutSeconds, kubeletTimeoutSeconds)",
       ],
     ],
     [
@@ -213,6 +223,19 @@ describe("parseSettings rejects bad config, naming each key", () => {
         'nodelocaldns:kubelet.format: "ini" is not one of auto, env-file, config-file, unit-file',
         'nodelocaldns:kubelet.path: "etc/kubelet" is not an absolute path of plain [A-Za-z0-9._-] names',
       ],
+    ],
+    [
+      "a rollout with fixed and growing batches at once, and shares out of range",
+      { rollout: { batchSize: 5, canary: 2, maxBatch: "0%" } },
+      [
+        "nodelocaldns:rollout.batchSize: fixed batches cannot be combined with canary, maxBatch: set one or the other",
+        "nodelocaldns:rollout.maxBatch: 0% is out of range (1% to 100%)",
+      ],
+    ],
+    [
+      "a maxBatch that is neither a count nor a share",
+      { rollout: { maxBatch: "ten" } },
+      ['nodelocaldns:rollout.maxBatch: "ten" is not a number of nodes or a share ("10%")'],
     ],
     [
       "rollout numbers out of range",

@@ -37,6 +37,7 @@ function listFiles(dir: string): string[] {
 const GOLDEN_DIR = path.join(__dirname, "golden", "dev");
 const GOLDEN_FILES = [
   "manifests.yaml",
+  "rollout.txt",
   "nodes/node-1/program.bash",
   "nodes/node-1/guard.bash",
   "nodes/node-1/commands.txt",
@@ -75,13 +76,23 @@ describe("npm run render", () => {
         encoding: "utf8",
       },
     );
-    assert.match(stdout, /wrote 10 files to .* \(manifests\.yaml, 3 node directories\)/);
+    assert.match(
+      stdout,
+      /wrote 11 files to .* \(manifests\.yaml, rollout\.txt, 3 node directories\)/,
+    );
+    assert.match(stdout, /\nrollout: 3 rounds \(batch sizes 1 x 3\)\n/);
     assert.deepEqual(listFiles(out), [
       "manifests.yaml",
       ...["node-1", "node-2", "node-3"].flatMap((n) =>
         ["commands.txt", "guard.bash", "program.bash"].map((f) => `nodes/${n}/${f}`),
       ),
+      "rollout.txt",
     ]);
+    assert.equal(
+      fs.readFileSync(path.join(out, "rollout.txt"), "utf8"),
+      "# 3 rounds (batch sizes 1 x 3); each round starts when the one before succeeded\n" +
+        "round 1: node-1\nround 2: node-2\nround 3: node-3\n",
+    );
     const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
     assert.deepEqual(
       docs.map((d) => d.get("kind")),
