@@ -94,14 +94,12 @@ async function main(argv: string[]): Promise<void> {
           verdict(p.ratioMet),
         ],
         ["1. linear: cost(1,000) ≤ 11x cost(100)", p.linearSummary, verdict(p.linearMet)],
-        ["2. state ≤ 8 KiB per node", st.summary, verdict(st.met)],
+        ["2. registered inputs ≤ 16 KiB per node", st.summary, verdict(st.met)],
         ["3. render of 1,000 nodes < 2 s", rn.summary, verdict(rn.met)],
         [
-          `4. node-side overhead ≤ ${OVERHEAD_GOAL_MS} ms per node: our own work, without the kubelet restart and wait (ours − the write-up's step)`,
-          ns === undefined
-            ? "not measured"
-            : `${ms(ns.overheadNoWaitMs)}; as run, with the 1 s kubelet stability wait: ${ms(ns.overheadMs)}`,
-          ns === undefined ? verdict(undefined) : verdict(ns.overheadNoWaitMet),
+          `4. node-side time ≤ ${OVERHEAD_GOAL_MS} ms more than the write-up's sed + restart per node (ours waits for the new kubelet's healthz and checks its value; the write-up does not wait)`,
+          ns === undefined ? "not measured" : `${ms(ns.overheadMs)}`,
+          ns === undefined ? verdict(undefined) : verdict(ns.overheadMet),
         ],
         ["5. rollout rounds (sequential)", roundsSummary(reg.rounds), "(no goal; see section 5)"],
       ],
@@ -163,21 +161,19 @@ ${rn.markdown}
 
 ## 4. Node-side time through real OpenSSH
 
-One namespace test node (test/support/testNode.ts: own network, mount and pid namespaces, a real
-sshd, a systemctl stub that restarts kubelet at once, the cache address with a TCP listener on
-:53), TKE env file \`/etc/kubernetes/kubelet\` holding \`CLUSTER_DNS="--cluster-dns=10.96.0.10"\`,
-kubelet format \`auto\`. Per run, interleaved: our create and delete (\`bash -s create|delete\`,
-the node program on stdin, timeouts 5 s), the write-up's manual step (its sed line + \`systemctl
-restart kubelet\`) and its revert, sent the same way (\`bash -s\`, script on stdin), and an empty
-\`bash -s\` (the connection floor). ${nodeRuns} runs after 2 unreported warm-up runs. The stub's entry and exit
-times split each run into the restart call, the wait after it, and the rest.
+One systemd test node (test/support/systemdNode.ts: real systemd 252, real sshd, the stand-in
+kubelet as kubelet.service, the cache address answering DNS), TKE layout: kubelet.service reads
+\`/etc/kubernetes/kubelet\`, which holds \`CLUSTER_DNS="--cluster-dns=10.96.0.10"\`. Per run,
+interleaved: our create and delete (\`bash -s create|delete\`, the node program on stdin), the
+write-up's manual step (its sed line + \`systemctl restart kubelet\`) and its revert, sent the same
+way, and an empty \`bash -s\` (the connection floor). ${nodeRuns} runs after 2 unreported warm-up runs.
 
-Our program does not return as soon as \`systemctl restart\` does: it requires \`systemctl
-is-active kubelet\` to read "active" twice, a second apart (a Type=simple kubelet reads active
-right after the fork even if it exits on its config a moment later), so each create and delete
-holds a fixed pause of about 1 s that the write-up's step does not have. That pause is part of
-"the kubelet restart and wait", which the goal leaves out; the goal is met or not on our own work
-(everything but the restart call and the wait after it). The as-run difference is shown too.
+The two do different work: ours finds the source from the running kubelet, queries the cache,
+writes its record ahead (flushed to disk), edits, restarts kubelet, and waits until the new
+kubelet answers \`/healthz\` and runs with the new value; the write-up's step returns as soon as
+\`systemctl restart\` has forked kubelet, healthy or not. The difference is what that safety
+costs per node, with a kubelet that is healthy at once (the stand-in starts in a fraction of a
+second; a real kubelet takes longer, which both then wait for in a rollout).
 
 ${nodeSection}
 

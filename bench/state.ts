@@ -7,7 +7,7 @@ import { bytes, spread, summarize, table, verdict } from "./stats";
 
 const b = (v: number) => `${v} B`;
 
-export const STATE_GOAL_BYTES = 8 * 1024;
+export const STATE_GOAL_BYTES = 16 * 1024;
 
 export interface CommandState {
   name: string;
@@ -83,11 +83,15 @@ export function stateTable(r: StateResult): { markdown: string; met: boolean; su
       "",
     ],
   ];
-  const head = ["registered inputs (JSON)", "median (min–max over nodes)", "goal ≤ 8 KiB per node"];
+  const head = [
+    "registered inputs (JSON)",
+    "median (min–max over nodes)",
+    "goal ≤ 16 KiB per node",
+  ];
   return {
     markdown: table(head, rows),
     met,
-    summary: `${total.max} B per node at most (${((100 * total.max) / STATE_GOAL_BYTES).toFixed(0)}% of 8 KiB)`,
+    summary: `${total.max} B per node at most (${((100 * total.max) / STATE_GOAL_BYTES).toFixed(0)}% of 16 KiB)`,
   };
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test nodes need when it is missing and this machine can: root with apt-get.
-# The fast namespace nodes need OpenSSH (server and client), iproute2 and util-linux; the systemd
-# nodes also systemd-nspawn, debootstrap (their root filesystem) and socat (the ssh forward);
-# and the linter of the rendered node programs is shellcheck. Otherwise it says what is missing;
-# those tests then skip with that reason (and fail under CI=true, where they must run).
+# The systemd test nodes need OpenSSH (server and client), iproute2, util-linux (nsenter),
+# systemd-nspawn, debootstrap (their root filesystem) and socat (the ssh forward); the linter of
+# the node programs is shellcheck. Otherwise it says what is missing; those tests then skip with
+# that reason (and fail under CI=true, where they must run).
 set -euo pipefail
 missing=()
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)

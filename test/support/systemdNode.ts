@@ -1,6 +1,6 @@
 // Throwaway "Kubernetes nodes" with a real systemd, for tests that must see what systemd really
-// does with kubelet.service (drop-ins, daemon-reload, restarts, MainPID) rather than the
-// systemctl stub of testNode.ts. Each node is systemd-nspawn booting Debian bookworm's systemd
+// does with kubelet.service (drop-ins, daemon-reload, restarts, MainPID). Each node is
+// systemd-nspawn booting Debian bookworm's systemd
 // 252 from a cached root filesystem:
 //
 // - the root is built once by systemdNode/build-rootfs.sh (debootstrap, minutes) into a cache

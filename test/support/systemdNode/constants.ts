@@ -3,7 +3,7 @@
 
 import * as path from "node:path";
 
-export { DEFAULT_LOCAL_DNS_IP, HOST_PATH, NODE_ENV } from "../testNode/constants";
+export { DEFAULT_LOCAL_DNS_IP, HOST_PATH, NODE_ENV } from "../processes/constants";
 
 /** This directory: build-rootfs.sh, launcher.sh, node-ns.sh, the baked sources. */
 export const SCRIPTS_DIR = __dirname;

@@ -6,7 +6,7 @@ import * as net from "node:net";
 import { DNS_SERVER } from "./constants";
 import type { Runner } from "./kubelet";
 import type { DnsServer, DnsServerMode } from "./types";
-import { sleep } from "../testNode/process";
+import { sleep } from "../processes/process";
 
 const READY_DIR = "/run/nodelocaldns-test";
 const READY_TIMEOUT_MS = 20_000;

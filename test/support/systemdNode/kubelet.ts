@@ -5,7 +5,7 @@
 import { KUBELET_EFFECTIVE, KUBELET_STARTS_LOG } from "./constants";
 import { checkUnitName } from "./nodeDir";
 import type { ExecResult, KubeletEffective, KubeletStatus } from "./types";
-import { sleep } from "../testNode/process";
+import { sleep } from "../processes/process";
 
 /** What these helpers need of a node. */
 export interface Runner {
@@ -81,12 +81,17 @@ export async function kubeletStatus(node: Runner): Promise<KubeletStatus> {
 }
 
 /**
- * The NUL-separated command line as kubelet's argv: the stand-in is a python3 script, so the
- * kernel's command line starts with the interpreter, which a real kubelet would not have.
+ * The NUL-separated command line as kubelet's argv. The stand-in rewrites its own command line to
+ * kubelet's (see look_like_kubelet in kubelet-standin.py); the interpreter's bytes it frees become
+ * one `--v=000...` argument at the end, which is not part of the unit's command line: dropped
+ * here. (Before the rewrite, a just-forked stand-in still shows python3 first: dropped too.)
  */
 function kubeletArgv(cmdline: string): string[] {
   const argv = cmdline.split("\0");
   if (argv.at(-1) === "") {
+    argv.pop();
+  }
+  if (/^--v=0{2,}$/.test(argv.at(-1) ?? "")) {
     argv.pop();
   }
   if (/(^|\/)python3(\.\d+)?$/.test(argv[0] ?? "") && argv.length > 1) {

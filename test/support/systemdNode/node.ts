@@ -32,7 +32,7 @@ import type {
   SshOptions,
   SystemdNode,
 } from "./types";
-import { liveNodes } from "../testNode/liveNodes";
+import { liveNodes } from "../processes/liveNodes";
 import {
   exec,
   killGroup,
@@ -41,7 +41,7 @@ import {
   processPresent,
   settlesWithin,
   sleep,
-} from "../testNode/process";
+} from "../processes/process";
 
 /** Namespaces a command enters: all of the container's but its user namespace (it has none). */
 const NSENTER_ALL = ["-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w"];

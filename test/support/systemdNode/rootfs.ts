@@ -5,8 +5,8 @@
 
 import { spawn } from "node:child_process";
 import { BUILD_ROOTFS, HOST_PATH, ROOTFS_TIMEOUT_MS } from "./constants";
-import { installExitHandler, liveNodes } from "../testNode/liveNodes";
-import { killGroup } from "../testNode/process";
+import { installExitHandler, liveNodes } from "../processes/liveNodes";
+import { killGroup } from "../processes/process";
 
 let rootfs: Promise<string> | undefined;
 

@@ -14,7 +14,7 @@ import { ensureRootfs } from "./rootfs";
 import { keyFiles, makeNodeKeys } from "./ssh";
 import { requireSystemdTools } from "./support";
 import type { SystemdNode, SystemdNodeOptions } from "./types";
-import { installExitHandler, liveNodes } from "../testNode/liveNodes";
+import { installExitHandler, liveNodes } from "../processes/liveNodes";
 
 /** Boots a systemd test node; stop() it when done (an exit handler kills forgotten ones). */
 export async function startSystemdNode(opts: SystemdNodeOptions = {}): Promise<SystemdNode> {

@@ -1,7 +1,7 @@
 // The public types of the systemd test-node harness (re-exported by test/support/systemdNode.ts):
 // what startSystemdNode() takes and what the node it returns can do.
 
-import type { ExecResult } from "../testNode/types";
+import type { ExecResult } from "../processes/types";
 
 export type { ExecResult };
 

@@ -1,6 +1,5 @@
-// Process helpers of the harness: running a command in its own process group with a timeout and
-// collected output, killing by pid or group, waiting with a bound, and reading init's protocol
-// lines ("mounted", "started") from its stdout.
+// Process helpers of the test-node harnesses: running a command in its own process group with a
+// timeout and collected output, killing by pid or group, and waiting with a bound.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -130,58 +129,4 @@ export function exec(
     );
     child.stdin?.end(stdin ?? "");
   });
-}
-
-/** Lines of a child's stdout, awaited one expected line at a time. */
-export class LineReader {
-  private buffer = "";
-  private readonly lines: string[] = [];
-  private exited = false;
-  private wake: (() => void) | undefined;
-
-  constructor(child: ChildProcess) {
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      this.buffer += chunk;
-      let newline: number;
-      while ((newline = this.buffer.indexOf("\n")) >= 0) {
-        this.lines.push(this.buffer.slice(0, newline));
-        this.buffer = this.buffer.slice(newline + 1);
-      }
-      this.wake?.();
-    });
-    const ended = (): void => {
-      this.exited = true;
-      this.wake?.();
-    };
-    child.once("exit", ended);
-    child.once("error", ended);
-  }
-
-  async expect(expected: string, deadline: number, log: () => string): Promise<void> {
-    for (;;) {
-      const line = this.lines.shift();
-      if (line === expected) {
-        return;
-      }
-      if (line !== undefined) {
-        throw new Error(`test node: expected "${expected}" from init, got "${line}"\n${log()}`);
-      }
-      if (this.exited) {
-        throw new Error(`test node: init exited before "${expected}"\n${log()}`);
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        throw new Error(`test node: no "${expected}" from init in time\n${log()}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(remaining, 1000));
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-  }
 }
