@@ -1,0 +1,80 @@
+// The configuration reference: every key the config parser knows, its default (taken from
+// DEFAULTS, so it cannot drift from the code) and what it does, as the Markdown table the README
+// carries between `<!-- config-reference -->` markers (test/readme.test.ts compares them).
+import { CONFIG_KEYS } from "./config";
+import { DEFAULTS } from "./settings";
+
+type Key = (typeof CONFIG_KEYS)[number];
+
+const code = (text: string) => `\`${text}\``;
+const inline = (value: unknown) => code(JSON.stringify(value).replace(/"([A-Za-z]+)":/g, "$1: "));
+
+/** Per key: its default as shown, and what it means. */
+const REFERENCE: Record<Key, [string, string]> = {
+  clusterDnsIp: [
+    "read from the cluster",
+    `kube-dns ClusterIP. Unset: read from Service \`kube-system/<dnsServiceName>\` (not declared in Pulumi.yaml: the CLI would require it)`,
+  ],
+  dnsServiceName: [
+    code(DEFAULTS.dnsServiceName),
+    "the cluster DNS Service read when `clusterDnsIp` is unset",
+  ],
+  localDnsIp: [
+    code(DEFAULTS.localDnsIp),
+    "address the cache binds on every node, kubelet's new cluster DNS; one address family with `clusterDnsIp` (a warning when not in 169.254.0.0/16)",
+  ],
+  clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
+  kubeProxyMode: [
+    code(DEFAULTS.kubeProxyMode),
+    "only `ipvs` is supported; `iptables`/`nftables` are rejected",
+  ],
+  image: [
+    code(DEFAULTS.image),
+    "node-cache image, with a tag or a digest (no implicit `:latest`); set your mirror",
+  ],
+  cache: [
+    inline(DEFAULTS.cache),
+    "cluster zone `cache { success …; denial … }`, other zones `cache <ttl>`",
+  ],
+  healthPort: [code(String(DEFAULTS.healthPort)), "health endpoint on `localDnsIp` (host network)"],
+  metricsPort: [
+    code(String(DEFAULTS.metricsPort)),
+    "Prometheus port (host network); 9353 is node-cache's own",
+  ],
+  resources: [
+    inline(DEFAULTS.resources),
+    "container resources: `cpu`, `memory`, `ephemeral-storage`, `hugepages-<size>` or `domain/name`; quantities as the API server reads them; requests not above limits",
+  ],
+  priorityClassName: [code(DEFAULTS.priorityClassName), "pod priority class"],
+  tolerations: ["upstream's three", "pod tolerations, checked as the API server checks them"],
+  nodeSelector: ["none", "pod node selector (label keys and values)"],
+  nodes: [
+    code("[]"),
+    "the nodes whose kubelet is switched: `name`, `host`, and per node `port`, `user`, `privateKey`, `hostKey`, `proxy`, `kubelet` (see below)",
+  ],
+  ssh: [
+    inline(DEFAULTS.ssh),
+    "SSH defaults for every node: `user`, `port`, `sudo` (`sudo -n` for a user other than root), `privateKey` (a secret), `hostKey`, `proxy` (a bastion: `host`, `port`, `user`, `privateKey`, `hostKey`)",
+  ],
+  kubelet: [
+    inline(DEFAULTS.kubelet),
+    "pins for every node (optional): `path`, the file kubelet must take its cluster DNS from; `format`, `auto`, `env-file`, `config-file` or `unit-file`",
+  ],
+  rollout: [
+    `${code("canary: 1, maxBatch: 10%, growth: 2")}, ${code(`readyTimeoutSeconds: ${DEFAULTS.rollout.readyTimeoutSeconds}, kubeletTimeoutSeconds: ${DEFAULTS.rollout.kubeletTimeoutSeconds}`)}`,
+    "batches: a canary, then each batch `growth` times the one before, up to `maxBatch` (a count, or a share like `10%`); or `batchSize` for fixed batches. Waits: for the cache to answer, for kubelet to come back healthy",
+  ],
+  stateDir: [
+    code(DEFAULTS.stateDir),
+    "the directory on each node that holds the record and the original bytes; a directory of its own under `/var/lib`, `/var/opt`, `/opt` or `/srv`",
+  ],
+};
+
+/** The table, one row per key in the parser's order. */
+export function configReference(): string {
+  const rows = CONFIG_KEYS.map((key) => {
+    const [value, meaning] = REFERENCE[key];
+    return `| ${code(key)} | ${value} | ${meaning} |`;
+  });
+  return ["| key | default | meaning |", "| --- | --- | --- |", ...rows].join("\n");
+}
