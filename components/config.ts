@@ -31,6 +31,7 @@ const KEYS = {
   clusterDnsIp: false,
   dnsServiceName: false,
   localDnsIp: false,
+  fallbackToKubeDns: false,
   clusterDomain: false,
   kubeProxyMode: false,
   image: false,
@@ -81,10 +82,10 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
     c.warn("localDnsIp", `${localDnsIp} is not link-local (169.254.0.0/16) as upstream recommends`);
   }
 
-  const kubeProxyMode = c.oneOf("kubeProxyMode", v.kubeProxyMode, KUBE_PROXY_MODES);
-  if (kubeProxyMode !== undefined && kubeProxyMode !== "ipvs") {
-    c.problem("kubeProxyMode", `${kubeProxyMode} mode is not supported yet: only ipvs`);
-  }
+  // One design for every mode: the cache binds only localDnsIp and kubelet is switched to it, so
+  // nothing depends on kube-proxy intercepting the kube-dns ClusterIP (README "kube-proxy modes").
+  const kubeProxyMode =
+    c.oneOf("kubeProxyMode", v.kubeProxyMode, KUBE_PROXY_MODES) ?? DEFAULTS.kubeProxyMode;
 
   const healthPort = c.integer("healthPort", v.healthPort, ...PORT) ?? DEFAULTS.healthPort;
   const metricsPort = c.integer("metricsPort", v.metricsPort, ...PORT) ?? DEFAULTS.metricsPort;
@@ -112,9 +113,11 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       c.string("dnsServiceName", v.dnsServiceName, isDnsLabel, "a DNS label") ??
       DEFAULTS.dnsServiceName,
     localDnsIp,
+    fallbackToKubeDns:
+      c.boolean("fallbackToKubeDns", v.fallbackToKubeDns) ?? DEFAULTS.fallbackToKubeDns,
     clusterDomain:
       c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
-    kubeProxyMode: "ipvs",
+    kubeProxyMode,
     image: parseImage(c, v.image),
     cache: parseCache(c, v.cache),
     healthPort,

@@ -23,10 +23,14 @@ const REFERENCE: Record<Key, [string, string]> = {
     code(DEFAULTS.localDnsIp),
     "address the cache binds on every node, kubelet's new cluster DNS; one address family with `clusterDnsIp` (a warning when not in 169.254.0.0/16)",
   ],
+  fallbackToKubeDns: [
+    code(String(DEFAULTS.fallbackToKubeDns)),
+    '`true`: kubelet gets `[localDnsIp, clusterDnsIp]`, so pods fall back to kube-dns when their node\'s cache is down (cost: README "Fallback to kube-dns")',
+  ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [
     code(DEFAULTS.kubeProxyMode),
-    "only `ipvs` is supported; `iptables`/`nftables` are rejected",
+    '`ipvs`, `iptables` or `nftables`: the same design in each (README "kube-proxy modes")',
   ],
   image: [
     code(DEFAULTS.image),

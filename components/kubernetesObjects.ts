@@ -59,9 +59,12 @@ function nodeCacheArgs(s: ResolvedSettings): string[] {
     COREFILE_PATH,
     "-upstreamsvc",
     UPSTREAM_SERVICE_NAME,
-    // node-cache's own NOTRACK rules for the liveness probe use this port (default 8080).
+    // node-cache's own NOTRACK rules for the liveness probe use this port (its default is 8080).
     "-health-port",
     String(s.healthPort),
+    // A ConfigMap change reloads CoreDNS in place (SIGUSR1 on itself) instead of through the
+    // reload plugin's timer, so a Corefile update needs no pod restart.
+    "-reloadwithsignal",
     // Without it node-cache sets up its iptables rules only at the first sync (60 s after start).
     "-pidfile",
     PIDFILE_PATH,

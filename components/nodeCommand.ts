@@ -9,6 +9,7 @@ export function nodeScriptParams(s: ResolvedSettings, node: NodeSettings): NodeS
     nodeName: node.name,
     localDnsIp: s.localDnsIp,
     clusterDnsIp: s.clusterDnsIp,
+    fallbackToKubeDns: s.fallbackToKubeDns,
     clusterDomain: s.clusterDomain,
     kubelet: node.kubelet,
     stateDir: s.stateDir,

@@ -14,6 +14,8 @@ export interface NodeScriptParams {
   localDnsIp: string;
   /** The kube-dns ClusterIP: the entry of kubelet's cluster DNS that the cache replaces. */
   clusterDnsIp: string;
+  /** The cluster DNS entry becomes [localDnsIp, clusterDnsIp] instead of [localDnsIp]. */
+  fallbackToKubeDns: boolean;
   /** For the readiness query: kubernetes.default.svc.<clusterDomain>. */
   clusterDomain: string;
   kubelet: KubeletFile;
@@ -97,6 +99,7 @@ export function renderNodeProgram(p: NodeScriptParams): string {
       ["NODE_NAME", p.nodeName],
       ["LOCAL_DNS_IP", p.localDnsIp],
       ["CLUSTER_DNS_IP", p.clusterDnsIp],
+      ["FALLBACK_TO_KUBE_DNS", p.fallbackToKubeDns ? "yes" : "no"],
       ["CLUSTER_DOMAIN", p.clusterDomain],
       ["STATE_DIR", p.stateDir],
       ["KUBELET_PATH", p.kubelet.path ?? ""],

@@ -3,7 +3,7 @@
 
 import type { BatchLimit, RolloutPlanSettings } from "./rollout";
 
-export type KubeProxyMode = "ipvs";
+export type KubeProxyMode = "ipvs" | "iptables" | "nftables";
 export type KubeletFormat = "auto" | "env-file" | "config-file" | "unit-file";
 
 /** Stands in for a secret value wherever the secret itself is not available (render). */
@@ -74,6 +74,8 @@ export interface Settings {
   clusterDnsIp?: string;
   dnsServiceName: string;
   localDnsIp: string;
+  /** kubelet gets [localDnsIp, clusterDnsIp]: pods fall back to kube-dns when the cache is down. */
+  fallbackToKubeDns: boolean;
   clusterDomain: string;
   kubeProxyMode: KubeProxyMode;
   image: string;
@@ -100,13 +102,14 @@ export const UPSTREAM_SERVICE_NAME = "kube-dns-upstream";
 export const DEFAULTS = {
   dnsServiceName: "kube-dns",
   localDnsIp: "169.254.20.10",
+  fallbackToKubeDns: false,
   clusterDomain: "cluster.local",
   kubeProxyMode: "ipvs" as KubeProxyMode,
-  image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.4",
+  image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8",
   cache: { successSize: 9984, successTtl: 30, denialSize: 9984, denialTtl: 5, ttl: 30 },
-  healthPort: 8080,
+  healthPort: 9254,
   metricsPort: 9253,
-  resources: { requests: { cpu: "25m", memory: "5Mi" } },
+  resources: { requests: { cpu: "25m", memory: "50Mi" }, limits: { memory: "400Mi" } },
   priorityClassName: "system-node-critical",
   tolerations: [
     { key: "CriticalAddonsOnly", operator: "Exists" },

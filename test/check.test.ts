@@ -847,7 +847,7 @@ const nodeTests = nodeTestOptions();
 describe("on systemd test nodes, with a stack the Pulumi CLI made", nodeTests.options, () => {
   const SWITCH = SUPPORTED_LAYOUTS[0]!;
   const DONE = SUPPORTED_LAYOUTS.find((l) => l.name.startsWith("TKE"))!;
-  const REFUSED = REFUSED_LAYOUTS[0]!;
+  const REFUSED = REFUSED_LAYOUTS.find((l) => l.name.includes("both in /etc/default/kubelet"))!;
   const names = ["node-switch", "node-done", "node-refused"];
   const layouts = [SWITCH, DONE, REFUSED];
   const nodes: ProgramNode[] = [];

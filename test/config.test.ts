@@ -27,13 +27,17 @@ describe("parseSettings defaults", () => {
     ]);
     assert.equal(settings.clusterDnsIp, undefined);
     assert.equal(settings.localDnsIp, "169.254.20.10");
+    assert.equal(settings.fallbackToKubeDns, false);
     assert.equal(settings.clusterDomain, "cluster.local");
     assert.equal(settings.dnsServiceName, "kube-dns");
-    assert.equal(settings.image, "registry.k8s.io/dns/k8s-dns-node-cache:1.26.4");
+    assert.equal(settings.image, "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8");
     assert.deepEqual(settings.cache, DEFAULTS.cache);
-    assert.equal(settings.healthPort, 8080);
+    assert.equal(settings.healthPort, 9254);
     assert.equal(settings.metricsPort, 9253);
-    assert.deepEqual(settings.resources, { requests: { cpu: "25m", memory: "5Mi" } });
+    assert.deepEqual(settings.resources, {
+      requests: { cpu: "25m", memory: "50Mi" },
+      limits: { memory: "400Mi" },
+    });
     assert.equal(settings.priorityClassName, "system-node-critical");
     assert.deepEqual(settings.tolerations, DEFAULTS.tolerations);
     assert.notEqual(settings.tolerations, DEFAULTS.tolerations, "defaults are copied, not shared");
@@ -56,6 +60,30 @@ describe("parseSettings defaults", () => {
     assert.equal(settings.healthPort, 8181);
     assert.equal(settings.metricsPort, 9254);
     assert.equal(settings.rollout.batchSize, 10);
+  });
+
+  it("takes fallbackToKubeDns as a boolean or as the text `pulumi config set` stores", () => {
+    for (const value of [true, "true"]) {
+      assert.equal(
+        parseSettings(raw({ fallbackToKubeDns: value })).settings.fallbackToKubeDns,
+        true,
+      );
+    }
+    assert.equal(
+      parseSettings(raw({ fallbackToKubeDns: "false" })).settings.fallbackToKubeDns,
+      false,
+    );
+    assert.throws(
+      () => parseSettings(raw({ fallbackToKubeDns: "yes" })),
+      /nodelocaldns:fallbackToKubeDns: must be true or false, got "yes"/,
+    );
+  });
+
+  it("accepts every kube-proxy mode, ipvs when unset", () => {
+    assert.equal(parseSettings(raw({})).settings.kubeProxyMode, "ipvs");
+    for (const mode of ["ipvs", "iptables", "nftables"]) {
+      assert.equal(parseSettings(raw({ kubeProxyMode: mode })).settings.kubeProxyMode, mode);
+    }
   });
 
   it("takes maxBatch as a share or a count, as `pulumi config set --path` stores them", () => {
@@ -150,11 +178,6 @@ describe("parseSettings rejects bad config, naming each key", () => {
       ['nodelocaldns:kubeProxyMode: "userspace" is not one of ipvs, iptables, nftables'],
     ],
     [
-      "a mode that is not supported yet",
-      { kubeProxyMode: "iptables" },
-      ["nodelocaldns:kubeProxyMode: iptables mode is not supported yet: only ipvs"],
-    ],
-    [
       "ports out of range or clashing",
       { healthPort: 70000, metricsPort: "0" },
       [
@@ -181,7 +204,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       "unknown keys at every level",
       { locaDnsIp: "1.2.3.4", cache: { ttl: 30, tll: 5 }, rollout: { batch: 2 } },
       [
-        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
+        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
         "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
         "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, canary, maxBatch, growth, readyTimeoutSeconds, kubeletTimeoutSeconds)",
       ],

@@ -17,7 +17,7 @@ const DEFAULT_COREFILE = `cluster.local:53 {
         force_tcp
     }
     prometheus :9253
-    health 169.254.20.10:8080
+    health 169.254.20.10:9254
 }
 in-addr.arpa:53 {
     errors

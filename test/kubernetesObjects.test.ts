@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 
 import { renderCorefile } from "../components/corefile";
 import { KubernetesObject, nodeLocalDnsObjects } from "../components/kubernetesObjects";
+import { renderStack } from "../components/render";
 import { ResolvedSettings } from "../components/settings";
 import { NON_DEFAULT_NETWORK, resolvedSettings } from "./support/settingsFixture";
 
@@ -97,6 +98,7 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
                 "kube-dns-upstream",
                 "-health-port",
                 String(v.healthPort),
+                "-reloadwithsignal",
                 "-pidfile",
                 "/tmp/node-cache.pid",
               ],
@@ -215,10 +217,10 @@ describe("nodeLocalDnsObjects", () => {
       o.daemonSet,
       expectedDaemonSet({
         localDnsIp: "169.254.20.10",
-        healthPort: 8080,
+        healthPort: 9254,
         metricsPort: 9253,
-        image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.4",
-        resources: { requests: { cpu: "25m", memory: "5Mi" } },
+        image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8",
+        resources: { requests: { cpu: "25m", memory: "50Mi" }, limits: { memory: "400Mi" } },
         priorityClassName: "system-node-critical",
         tolerations: [
           { key: "CriticalAddonsOnly", operator: "Exists" },
@@ -228,6 +230,27 @@ describe("nodeLocalDnsObjects", () => {
       }),
     );
     assert.deepEqual(o.metricsService, expectedMetricsService(9253));
+  });
+
+  it("renders the same objects and node programs in every kube-proxy mode", () => {
+    const nodes = [
+      {
+        name: "node-1",
+        host: "10.0.0.11",
+        port: 22,
+        user: "root",
+        sudo: false,
+        kubelet: { format: "auto" as const },
+      },
+    ];
+    const ipvs = renderStack(resolvedSettings({ kubeProxyMode: "ipvs", nodes }));
+    assert.ok(
+      ipvs.some((file) => file.path.endsWith("program.bash")),
+      "node programs rendered",
+    );
+    for (const kubeProxyMode of ["iptables", "nftables"] as const) {
+      assert.deepEqual(renderStack(resolvedSettings({ kubeProxyMode, nodes })), ipvs);
+    }
   });
 
   it("carries non-default settings into every object", () => {

@@ -61,6 +61,7 @@ describe("nodeScriptParams", () => {
       nodeName: "node-1",
       localDnsIp: "169.254.25.10",
       clusterDnsIp: s.clusterDnsIp,
+      fallbackToKubeDns: false,
       clusterDomain: s.clusterDomain,
       kubelet: { format: "env-file", path: "/etc/kubelet.env" },
       stateDir: "/opt/nld",

@@ -211,6 +211,41 @@ describe("update, adoption, drift and revert", { ...options, concurrency: NODES 
   );
 
   it(
+    "fallbackToKubeDns turned on and off on a switched node; delete restores the original bytes",
+    SCENARIO,
+    () =>
+      onKubeadmNode(async (n) => {
+        const fallback = { fallbackToKubeDns: true };
+        assert.equal((await n.run("create")).code, 0);
+        const check = await n.run("check", { params: fallback });
+        assert.equal(check.code, 0, check.stderr);
+        assert.match(
+          check.stdout,
+          /check: create would switch 169\.254\.20\.10 -> 169\.254\.20\.10,10\.96\.0\.10 in/,
+        );
+        const on = await n.run("update", { params: fallback });
+        assert.equal(on.code, 0, on.stderr);
+        assert.match(
+          on.stdout,
+          /switched to 169\.254\.20\.10 earlier; now switching to 169\.254\.20\.10,10\.96\.0\.10/,
+        );
+        assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP, KUBE_DNS_IP]);
+        assert.equal(
+          n.text(CONFIG),
+          KUBEADM.files[CONFIG]!.replace("- 10.96.0.10", `- ${LOCAL_DNS_IP}\n- 10.96.0.10`),
+        );
+        const off = await n.run("update");
+        assert.equal(off.code, 0, off.stderr);
+        assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+        assert.equal((await n.run("update", { params: fallback })).code, 0);
+        const d = await n.run("delete", { params: fallback });
+        assert.equal(d.code, 0, d.stderr);
+        assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+        assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
+      }),
+  );
+
+  it(
     "delete after another line was edited: only the value goes back, the edit stays",
     SCENARIO,
     () =>
@@ -264,6 +299,31 @@ describe("update, adoption, drift and revert", { ...options, concurrency: NODES 
       assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
       assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
     }),
+  );
+
+  it(
+    "a node switched by hand with a fallback is adopted as it is; delete sets kube-dns",
+    SCENARIO,
+    () =>
+      onKubeadmNode(async (n) => {
+        const byHand = KUBEADM.files[CONFIG]!.replace(
+          "- 10.96.0.10",
+          `- ${LOCAL_DNS_IP}\n- ${KUBE_DNS_IP}`,
+        );
+        const started = await n.setLayout({ ...KUBEADM.files, [CONFIG]: byHand });
+        const r = await n.run("create", { params: { fallbackToKubeDns: true } });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /adopted \(a revert sets 10\.96\.0\.10\); kubelet not restarted/);
+        const again = await n.run("create", { params: { fallbackToKubeDns: true } });
+        assert.match(
+          again.stdout,
+          /already switched: kubelet uses 169\.254\.20\.10,10\.96\.0\.10;/,
+        );
+        assert.equal((await n.kubelet()).starts, started.starts);
+        assert.equal((await n.run("delete")).code, 0);
+        assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+        assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
+      }),
   );
 
   it(

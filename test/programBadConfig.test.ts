@@ -8,7 +8,7 @@ it("fails with every problem listed and registers nothing", async () => {
   const runtime = await startMockRuntime({
     config: {
       "nodelocaldns:localDnsIp": "169.254.20",
-      "nodelocaldns:kubeProxyMode": "iptables",
+      "nodelocaldns:kubeProxyMode": "userspace",
       "nodelocaldns:nodes": JSON.stringify([{ name: "a", host: "10.0.0.1; reboot" }]),
       "nodelocaldns:colour": "blue",
     },
@@ -20,9 +20,9 @@ it("fails with every problem listed and registers nothing", async () => {
       err.message,
       [
         "invalid nodelocaldns configuration (4 problems):",
-        "  - nodelocaldns:colour: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
+        "  - nodelocaldns:colour: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
         '  - nodelocaldns:localDnsIp: "169.254.20" is not an IP address',
-        "  - nodelocaldns:kubeProxyMode: iptables mode is not supported yet: only ipvs",
+        '  - nodelocaldns:kubeProxyMode: "userspace" is not one of ipvs, iptables, nftables',
         '  - nodelocaldns:nodes[0].host: "10.0.0.1; reboot" is not a hostname or IP address',
       ].join("\n"),
     );

@@ -4,7 +4,8 @@
 # ------------------------------------------------------------------------------------------------
 
 # Prints the cluster DNS kubelet gets when its original list is $1: the kube-dns entry replaced by
-# the cache's address. On a dual-stack list the entry of the other family stays.
+# the cache's address, or with fallbackToKubeDns by the cache's address and then kube-dns, which
+# pods ask when the cache does not answer. On a dual-stack list the entry of the other family stays.
 intended_list_for() {
   local original=$1
   local entry
@@ -14,10 +15,36 @@ intended_list_for() {
   for entry in "${entries[@]}"; do
     if [[ ${entry} == "${CLUSTER_DNS_IP}" ]]; then
       entry=${LOCAL_DNS_IP}
+      if [[ ${FALLBACK_TO_KUBE_DNS} == yes ]]; then
+        entry+=,${CLUSTER_DNS_IP}
+      fi
     fi
     out+=${out:+,}${entry}
   done
   printf '%s' "${out}"
+}
+
+# kubelet gives pods at most 3 nameservers (glibc's MAXNS) and drops the rest with only an event,
+# so a longer list would silently lose its last entries (the fallback among them).
+readonly MAX_NAMESERVERS=3
+refuse_long_list() {
+  local list=$1
+  local -a entries=()
+  IFS=, read -r -a entries <<<"${list}"
+  if ((${#entries[@]} > MAX_NAMESERVERS)); then
+    refuse "the switched cluster DNS ${list} would hold ${#entries[@]} addresses;" \
+      "kubelet gives pods only the first ${MAX_NAMESERVERS}"
+  fi
+}
+
+# Prints the list kubelet had before a switch that left list $1: the cache's address (and the
+# kube-dns entry right after it, a fallback) back to kube-dns.
+original_list_for() {
+  local original=,$1,
+  original=${original//,${LOCAL_DNS_IP},${CLUSTER_DNS_IP},/,${CLUSTER_DNS_IP},}
+  original=${original//,${LOCAL_DNS_IP},/,${CLUSTER_DNS_IP},}
+  original=${original#,}
+  printf '%s' "${original%,}"
 }
 
 # Our drop-in for kubelet's --config-dir, holding only the cluster DNS ($1, comma-joined).
@@ -72,10 +99,11 @@ switch_node() {
     switch_recorded_node
     return 0
   fi
-  if list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
-    switch_fresh_node
-  elif list_contains "${effective_list}" "${LOCAL_DNS_IP}"; then
+  # The cache's address first: a list switched with a fallback holds kube-dns too.
+  if list_contains "${effective_list}" "${LOCAL_DNS_IP}"; then
     adopt_switched_node
+  elif list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
+    switch_fresh_node
   else
     refuse "kubelet's cluster DNS ${effective_list} does not hold clusterDnsIp" \
       "${CLUSTER_DNS_IP}, which the cache forwards to"
@@ -97,6 +125,7 @@ switch_recorded_node() {
     save_program_copy
     log "already switched: kubelet uses ${intended}; nothing to do, kubelet not restarted"
   elif [[ ${effective_list} == "${record[applied_value]}" ]]; then
+    refuse_long_list "${intended}"
     log "switched to ${record[applied_value]} earlier; now switching to ${intended}"
     wait_for_cache
     build_new_content "${intended}"
@@ -123,6 +152,7 @@ switch_fresh_node() {
   local before_source=${source_path}
   local before_list=${effective_list}
   intended=$(intended_list_for "${effective_list}")
+  refuse_long_list "${intended}"
   if [[ $(ip_family "${LOCAL_DNS_IP}") != "$(ip_family "${CLUSTER_DNS_IP}")" ]]; then
     refuse "localDnsIp ${LOCAL_DNS_IP} and clusterDnsIp ${CLUSTER_DNS_IP}" \
       "are not of one address family"
@@ -166,10 +196,7 @@ adopt_switched_node() {
   local original_list
   local original_content
   local current
-  original_list=,${effective_list},
-  original_list=${original_list//,${LOCAL_DNS_IP},/,${CLUSTER_DNS_IP},}
-  original_list=${original_list#,}
-  original_list=${original_list%,}
+  original_list=$(original_list_for "${effective_list}")
   if [[ ${source_kind} == dropin || ${source_exists} != yes ]]; then
     refuse "kubelet uses ${effective_list} from ${source_path} with no record of a switch;" \
       "cannot tell what to revert to"
@@ -296,13 +323,21 @@ check_node() {
       log "check: create would do nothing: already switched"
       return 0
     fi
-  elif list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
-    intended=$(intended_list_for "${effective_list}")
-    log "check: create would switch ${effective_list} -> ${intended}" \
-      "in ${source_path} (${source_kind}) and restart kubelet"
-    return 0
+    if [[ ${effective_list} == "${record[applied_value]}" ||
+      ${effective_list} == "${record[original_value]}" ]]; then
+      refuse_long_list "${intended}"
+      log "check: create would switch ${effective_list} -> ${intended}" \
+        "in ${source_path} (${source_kind}) and restart kubelet"
+      return 0
+    fi
   elif list_contains "${effective_list}" "${LOCAL_DNS_IP}"; then
     log "check: create would adopt the switch already there (no restart)"
+    return 0
+  elif list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
+    intended=$(intended_list_for "${effective_list}")
+    refuse_long_list "${intended}"
+    log "check: create would switch ${effective_list} -> ${intended}" \
+      "in ${source_path} (${source_kind}) and restart kubelet"
     return 0
   fi
   refuse "check: create would refuse: kubelet's cluster DNS ${effective_list:-none}" \

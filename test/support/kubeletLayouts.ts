@@ -13,6 +13,7 @@ export interface SupportedLayout {
   /** Values of the program that differ from the tests' defaults. */
   params?: {
     kubelet?: { format: "auto" | "env-file" | "config-file" | "unit-file"; path?: string };
+    fallbackToKubeDns?: boolean;
   };
   /** The file the program edits, or writes (its own drop-in). */
   source: string;
@@ -382,6 +383,65 @@ export const SUPPORTED_LAYOUTS: SupportedLayout[] = [
     switched:
       'apiVersion: kubelet.config.k8s.io/v1beta1\r\nkind: KubeletConfiguration\r\nclusterDNS: [ "169.254.20.10" ] # kube-dns\r\nclusterDomain: cluster.local',
   },
+  {
+    name: "fallbackToKubeDns, kubeadm config.yaml: one block entry becomes two",
+    files: kubeadm(),
+    params: { fallbackToKubeDns: true },
+    source: CONFIG,
+    kind: "config-file",
+    before: ["10.96.0.10"],
+    after: ["169.254.20.10", "10.96.0.10"],
+    switched: kubeadmConfig("clusterDNS:\n- 169.254.20.10\n- 10.96.0.10\n"),
+  },
+  {
+    name: "fallbackToKubeDns, --cluster-dns in /etc/default/kubelet: a comma list",
+    files: kubeadm({ [DEFAULT]: 'KUBELET_EXTRA_ARGS="--cluster-dns=10.96.0.10 --max-pods=110"\n' }),
+    params: { fallbackToKubeDns: true },
+    source: DEFAULT,
+    kind: "env-file",
+    before: ["10.96.0.10"],
+    after: ["169.254.20.10", "10.96.0.10"],
+    switched: 'KUBELET_EXTRA_ARGS="--cluster-dns=169.254.20.10,10.96.0.10 --max-pods=110"\n',
+  },
+  {
+    name: "fallbackToKubeDns, EKS JSON with one IP per line: the new entry on a line of its own",
+    files: {
+      "/etc/systemd/system/kubelet.service.d/10-eks.conf": `[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --config ${EKS_CONFIG} --node-ip=10.0.0.5\n`,
+      [EKS_CONFIG]: EKS_JSON,
+    },
+    params: { fallbackToKubeDns: true },
+    source: EKS_CONFIG,
+    kind: "config-file",
+    before: ["10.96.0.10"],
+    after: ["169.254.20.10", "10.96.0.10"],
+    switched: EKS_JSON.replace('"10.96.0.10"', '"169.254.20.10",\n    "10.96.0.10"'),
+  },
+  {
+    name: "fallbackToKubeDns, dual-stack [10.96.0.10, fd00::10]: three entries, kubelet's limit",
+    files: kubeadm({}, kubeadmConfig("clusterDNS:\n- 10.96.0.10\n- fd00::10\n")),
+    params: { fallbackToKubeDns: true },
+    source: CONFIG,
+    kind: "config-file",
+    before: ["10.96.0.10", "fd00::10"],
+    after: ["169.254.20.10", "10.96.0.10", "fd00::10"],
+    switched: kubeadmConfig("clusterDNS:\n- 169.254.20.10\n- 10.96.0.10\n- fd00::10\n"),
+  },
+  {
+    name: "fallbackToKubeDns, --config-dir: the program's drop-in lists both",
+    files: kubeadm({
+      [DEFAULT]: `KUBELET_EXTRA_ARGS="--config-dir=${CONFIG_DIR}"\n`,
+      [`${CONFIG_DIR}/10-logging.conf`]: dropIn("logging:\n  verbosity: 2\n"),
+    }),
+    params: { fallbackToKubeDns: true },
+    source: OUR_DROPIN,
+    kind: "dropin",
+    before: ["10.96.0.10"],
+    after: ["169.254.20.10", "10.96.0.10"],
+    switched:
+      "# Written by nodelocaldns for node node-1: kubelet's cluster DNS is the\n" +
+      "# node-local DNS cache. Removed by its revert (pulumi destroy). Do not edit.\n" +
+      dropIn("clusterDNS:\n- 169.254.20.10\n- 10.96.0.10\n"),
+  },
 ];
 
 export const REFUSED_LAYOUTS: RefusedLayout[] = [
@@ -476,5 +536,12 @@ export const REFUSED_LAYOUTS: RefusedLayout[] = [
     }),
     refusal:
       /99-nodelocaldns\.conf exists but does not set clusterDNS; remove it or set kubelet\.path; nothing changed$/m,
+  },
+  {
+    name: "fallbackToKubeDns on a list of three: a fourth address would be dropped by kubelet",
+    files: kubeadm({}, kubeadmConfig("clusterDNS:\n- 10.96.0.10\n- fd00::10\n- 10.96.0.11\n")),
+    params: { fallbackToKubeDns: true },
+    refusal:
+      /the switched cluster DNS 169\.254\.20\.10,10\.96\.0\.10,fd00::10,10\.96\.0\.11 would hold 4 addresses; kubelet gives pods only the first 3; nothing changed$/m,
   },
 ];

@@ -30,6 +30,7 @@ export const PARAMS: NodeScriptParams = {
   nodeName: "node-1",
   localDnsIp: LOCAL_DNS_IP,
   clusterDnsIp: KUBE_DNS_IP,
+  fallbackToKubeDns: false,
   clusterDomain: "cluster.local",
   kubelet: { format: "auto" },
   stateDir: STATE_DIR,

@@ -8,6 +8,7 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
     clusterDnsIp: "10.96.0.10",
     dnsServiceName: DEFAULTS.dnsServiceName,
     localDnsIp: DEFAULTS.localDnsIp,
+    fallbackToKubeDns: DEFAULTS.fallbackToKubeDns,
     clusterDomain: DEFAULTS.clusterDomain,
     kubeProxyMode: DEFAULTS.kubeProxyMode,
     image: DEFAULTS.image,
