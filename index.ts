@@ -1,12 +1,20 @@
-// The program: stack config -> NodeLocalDns component -> stack outputs. Bad config stops here,
-// with every bad key named, before any resource is registered.
+// The program: stack config -> (with discovery: the cluster's Nodes) -> NodeLocalDns component ->
+// stack outputs. Bad config stops here, with every bad key named, before any resource is
+// registered.
 import * as pulumi from "@pulumi/pulumi";
 import {
   APP_NAME,
+  clusterNodesFromList,
   ConfigError,
+  fleetPlan,
+  FleetPlan,
+  listClusterNodes,
   NodeLocalDns,
   parseSettings,
+  previouslyManagedNodes,
+  providerKubeSettings,
   rawConfigFromEngine,
+  Settings,
 } from "./components";
 
 // isConfigSecret is exported by the SDK's runtime but missing from its type declarations.
@@ -22,23 +30,53 @@ function loadSettings() {
   }
 }
 
+/** The fleet: the `nodes` list as it is, or (discovery) the cluster's Nodes planned against state. */
+async function planFleet(settings: Settings): Promise<FleetPlan> {
+  if (settings.discover === undefined) return { nodes: settings.nodes, retired: [], warnings: [] };
+  const [list, managed] = await Promise.all([
+    listClusterNodes(providerKubeSettings()).catch((err: Error) => {
+      throw new pulumi.RunError(`nodelocaldns:discover: cannot list the Nodes: ${err.message}`);
+    }),
+    previouslyManagedNodes(),
+  ]);
+  return fleetPlan(settings.discover, clusterNodesFromList(list), settings.nodes, managed);
+}
+
+function deploy(settings: Settings, fleet: FleetPlan) {
+  fleet.warnings.forEach((w) => void pulumi.log.warn(w));
+  const dns = new NodeLocalDns("nodelocaldns", {
+    settings: { ...settings, nodes: fleet.nodes },
+    retired: fleet.retired,
+  });
+  return {
+    clusterDnsIp: dns.clusterDnsIp,
+    localDnsIp: dns.localDnsIp,
+    namespace: dns.namespace,
+    daemonSetName: dns.daemonSet.metadata.name,
+    kubeletSwitches: Object.fromEntries(
+      fleet.nodes.map((node, i) => [node.name, dns.kubeletSwitches[i].stdout]),
+    ),
+    // What the next update's discovery compares the cluster with (fleetSources.ts).
+    managedNodes: fleet.nodes.map(({ name, host, port }) => ({ name, host, port })),
+    checks: [
+      `kubectl -n ${dns.namespace} rollout status daemonset/${APP_NAME}`,
+      `kubectl -n ${dns.namespace} get pods -l k8s-app=${APP_NAME} -o wide`,
+      `on a node: ip -o addr show | grep ${dns.localDnsIp}   (the cache's address is bound)`,
+      `in a new pod: cat /etc/resolv.conf   (nameserver ${dns.localDnsIp})`,
+    ],
+  };
+}
+
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
+const deployed = pulumi.output(planFleet(settings).then((fleet) => deploy(settings, fleet)));
 
-const dns = new NodeLocalDns("nodelocaldns", { settings });
-
-export const clusterDnsIp = dns.clusterDnsIp;
-export const localDnsIp = dns.localDnsIp;
-export const namespace = dns.namespace;
-export const daemonSetName = dns.daemonSet.metadata.name;
+export const clusterDnsIp = deployed.clusterDnsIp;
+export const localDnsIp = deployed.localDnsIp;
+export const namespace = deployed.namespace;
+export const daemonSetName = deployed.daemonSetName;
 /** What each node's kubelet switch reported (old value, new value, restarted or not). */
-export const kubeletSwitches = Object.fromEntries(
-  settings.nodes.map((node, i) => [node.name, dns.kubeletSwitches[i].stdout]),
-);
+export const kubeletSwitches = deployed.kubeletSwitches;
+export const managedNodes = deployed.managedNodes;
 /** What an operator checks after `pulumi up`. */
-export const checks = [
-  `kubectl -n ${dns.namespace} rollout status daemonset/${APP_NAME}`,
-  `kubectl -n ${dns.namespace} get pods -l k8s-app=${APP_NAME} -o wide`,
-  `on a node: ip -o addr show | grep ${dns.localDnsIp}   (the cache's address is bound)`,
-  `in a new pod: cat /etc/resolv.conf   (nameserver ${dns.localDnsIp})`,
-];
+export const checks = deployed.checks;

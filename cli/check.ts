@@ -11,10 +11,16 @@
 // removed at the end, also when the run is interrupted.
 import { parseArgs } from "node:util";
 import { ConfigError } from "../components/config";
-import type { NodeSettings } from "../components/settings";
+import { listClusterNodes } from "../components/fleetSources";
+import type { NodeSettings, Settings } from "../components/settings";
 import { allWouldSucceed, formatSummary } from "./check/checkOutput";
 import { checkFleet } from "./check/fleet";
-import { readEngineConfig, settingsFromEngineConfig } from "./check/pulumiConfig";
+import {
+  readEngineConfig,
+  settingsFromEngineConfig,
+  type EngineConfig,
+} from "./check/pulumiConfig";
+import { discoveredFleet, listedFleet, plannedFleet, type Fleet } from "./fleet";
 import { Redactor } from "./check/redact";
 
 const USAGE = `usage: npm run check -- --stack <name> [options]
@@ -26,6 +32,9 @@ any. Config and secrets come from \`pulumi config --json --show-secrets --stack 
   --node <name>           check only this node (repeatable; default: every node)
   --parallel <n>          nodes checked at once (default: 10)
   --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
+  --nodes-from <file>     with nodelocaldns:discover, the Nodes from \`kubectl get nodes -o json\`
+                          instead of the cluster (listed with the stack's kubernetes:kubeconfig
+                          and kubernetes:context, else KUBECONFIG or ~/.kube/config)
   --project-dir <dir>     where Pulumi.yaml is (default: .)
   --pulumi <path>         the Pulumi CLI (default: pulumi on PATH)
   --ssh <path>            the OpenSSH client (default: ssh on PATH)
@@ -42,6 +51,7 @@ interface CheckArgs {
   nodes: string[];
   parallel: number;
   clusterDnsIp?: string;
+  nodesFrom?: string;
   projectDir: string;
   pulumi: string;
   ssh: string;
@@ -59,6 +69,7 @@ export function parseCheckArgs(argv: string[]): CheckArgs | "help" | string {
         node: { type: "string", multiple: true },
         parallel: { type: "string", default: "10" },
         "cluster-dns-ip": { type: "string" },
+        "nodes-from": { type: "string" },
         "project-dir": { type: "string", default: "." },
         pulumi: { type: "string", default: "pulumi" },
         ssh: { type: "string", default: "ssh" },
@@ -81,6 +92,7 @@ export function parseCheckArgs(argv: string[]): CheckArgs | "help" | string {
     nodes: values.node ?? [],
     parallel,
     clusterDnsIp: values["cluster-dns-ip"],
+    nodesFrom: values["nodes-from"],
     projectDir: values["project-dir"] ?? ".",
     pulumi: values.pulumi ?? "pulumi",
     ssh: values.ssh ?? "ssh",
@@ -92,6 +104,21 @@ function wholeNumber(text: string | undefined, min: number, max: number): number
   if (text === undefined || !/^[0-9]+$/.test(text)) return undefined;
   const n = Number(text);
   return n >= min && n <= max ? n : undefined;
+}
+
+/** The stack's nodes; with discovery, the Nodes of a saved list or of the cluster itself. */
+async function checkedFleet(
+  settings: Settings,
+  config: EngineConfig,
+  nodesFrom: string | undefined,
+): Promise<Fleet> {
+  if (settings.discover === undefined) return listedFleet(settings, nodesFrom);
+  if (nodesFrom !== undefined) return discoveredFleet(settings, nodesFrom);
+  const kube = {
+    kubeconfig: config.values["kubernetes:kubeconfig"],
+    context: config.values["kubernetes:context"],
+  };
+  return plannedFleet(settings, await listClusterNodes(kube), "the cluster's Node list");
 }
 
 function selectNodes(all: NodeSettings[], names: string[]): NodeSettings[] {
@@ -121,9 +148,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const config = await readEngineConfig(args);
     const { settings, warnings } = settingsFromEngineConfig(config, args.clusterDnsIp);
-    for (const node of settings.nodes) {
-      redactor.add(node.privateKey);
-      redactor.add(node.proxy?.privateKey);
+    for (const node of [...settings.nodes, settings.discover?.template]) {
+      redactor.add(node?.privateKey);
+      redactor.add(node?.proxy?.privateKey);
     }
     warnings.forEach((w) => err(`warning: ${w}`));
     const clusterDnsIp = settings.clusterDnsIp;
@@ -133,7 +160,9 @@ export async function main(argv: string[]): Promise<number> {
           "(kubectl -n kube-system get svc kube-dns -o jsonpath='{.spec.clusterIP}')",
       );
     }
-    const nodes = selectNodes(settings.nodes, args.nodes);
+    const fleet = await checkedFleet(settings, config, args.nodesFrom);
+    fleet.warnings.forEach((w) => err(`warning: ${w}`));
+    const nodes = selectNodes(fleet.nodes, args.nodes);
     const reports = await checkFleet({ ...settings, clusterDnsIp }, nodes, {
       parallel: args.parallel,
       ssh: args.ssh,

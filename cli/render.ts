@@ -1,4 +1,5 @@
-// npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]
+// npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>]
+//   [--project-dir <dir>]
 //
 // Offline: reads Pulumi.yaml and Pulumi.<stack>.yaml itself (no Pulumi CLI, no cluster, no secret
 // decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml and, per node,
@@ -12,8 +13,9 @@ import { ConfigError, parseSettings } from "../components/config";
 import { NODE_FILES, renderStack } from "../components/render";
 import { describePlan, planRollout } from "../components/rollout";
 import { rawConfigFromFiles } from "../components/stackConfig";
+import { discoveredFleet, listedFleet } from "./fleet";
 
-const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--project-dir <dir>]
+const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>] [--project-dir <dir>]
 
 Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/manifests.yaml                 the Kubernetes objects, in apply order
@@ -22,6 +24,9 @@ Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
   <dir>/nodes/<node>/commands.txt      the command lines both Commands run
   --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
+  --nodes-from <file>     with nodelocaldns:discover, the cluster's Nodes: the output of
+                          \`kubectl get nodes -o json\` (render has no state: nodes that left the
+                          cluster since the last \`up\` are not shown)
   --project-dir <dir>     where Pulumi.yaml is (default: .)
   --help                  this text`;
 
@@ -34,6 +39,7 @@ export function main(argv: string[]): number {
         stack: { type: "string" },
         out: { type: "string" },
         "cluster-dns-ip": { type: "string" },
+        "nodes-from": { type: "string" },
         "project-dir": { type: "string", default: "." },
         help: { type: "boolean" },
       },
@@ -71,10 +77,16 @@ export function main(argv: string[]): number {
           "(kubectl -n kube-system get svc kube-dns -o jsonpath='{.spec.clusterIP}')",
       );
     }
-    const files = renderStack({ ...settings, clusterDnsIp });
+    const fleet =
+      settings.discover === undefined
+        ? listedFleet(settings, args["nodes-from"])
+        : discoveredFleet(settings, args["nodes-from"]);
+    fleet.warnings.forEach((w) => console.error(`warning: ${w}`));
+    const nodes = fleet.nodes;
+    const files = renderStack({ ...settings, nodes, clusterDnsIp });
     const removed = removeStaleNodeDirs(
       args.out,
-      settings.nodes.map((n) => n.name),
+      nodes.map((n) => n.name),
     );
     for (const file of files) {
       const target = path.join(args.out, file.path);
@@ -83,9 +95,9 @@ export function main(argv: string[]): number {
       fs.chmodSync(target, file.mode);
     }
     console.log(
-      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, ${settings.nodes.length} node directories)`,
+      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, ${nodes.length} node directories)`,
     );
-    console.log(`rollout: ${describePlan(planRollout(settings.nodes, settings.rollout))}`);
+    console.log(`rollout: ${describePlan(planRollout(nodes, settings.rollout))}`);
     for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);
     return 0;
   } catch (err) {

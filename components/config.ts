@@ -7,6 +7,7 @@ import {
   checkSecret,
   isStateDir,
   parseKubeletFile,
+  parseDiscover,
   parseNodes,
   parseSsh,
   PORT,
@@ -43,6 +44,7 @@ const KEYS = {
   tolerations: true,
   nodeSelector: true,
   nodes: true,
+  discover: true,
   ssh: true,
   kubelet: true,
   rollout: true,
@@ -128,7 +130,7 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       DEFAULTS.priorityClassName,
     tolerations: parseTolerations(c, v.tolerations),
     nodeSelector: parseNodeSelector(c, v.nodeSelector),
-    nodes: parseNodes(c, raw, v.nodes, ssh, kubelet),
+    nodes: parseNodes(c, raw, v.nodes, ssh, kubelet, v.discover !== undefined),
     rollout: parseRollout(c, v.rollout),
     stateDir:
       c.string(
@@ -138,6 +140,9 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
         `a directory of its own under ${STATE_DIR_PARENTS.join(", ")} (plain names only)`,
       ) ?? DEFAULTS.stateDir,
   };
+
+  const discover = parseDiscover(c, v.discover, ssh, kubelet);
+  if (discover !== undefined) settings.discover = discover;
 
   if (c.problems.length > 0) throw new ConfigError(c.problems);
   return { settings, warnings: c.warnings };

@@ -2,6 +2,13 @@
 // config.ts, and every value that later reaches a shell script or a connection is checked here.
 import { isDnsName, isHost } from "./addresses";
 import { Checker, join, Raw, RawConfig } from "./configCheck";
+import {
+  ADDRESS_TYPES,
+  parseLabelSelector,
+  unpinnedWarning,
+  type DiscoverSettings,
+} from "./discovery";
+import { knownHostKey, parseKnownHosts, type KnownHosts } from "./knownHosts";
 import { DEFAULTS, KubeletFile, KubeletFormat, NodeSettings, SshProxy } from "./settings";
 
 export const PORT = [1, 65535] as const;
@@ -46,11 +53,13 @@ export function parseKubeletFile(
   return p === undefined ? { format } : { format, path: p };
 }
 
-interface SshDefaults {
+export interface SshDefaults {
   user: string;
   port: number;
   privateKey?: string;
   hostKey?: string;
+  /** ssh.knownHosts, parsed: host keys looked up by host and port. */
+  knownHosts?: KnownHosts;
   proxy?: SshProxy;
   sudo: boolean;
 }
@@ -58,18 +67,55 @@ interface SshDefaults {
 export function parseSsh(c: Checker, value: unknown): SshDefaults {
   const d = DEFAULTS.ssh;
   const obj = c.object("ssh", value) ?? {};
-  c.unknownKeys("ssh", obj, ["user", "port", "privateKey", "hostKey", "proxy", "sudo"]);
+  c.unknownKeys("ssh", obj, [
+    "user",
+    "port",
+    "privateKey",
+    "hostKey",
+    "knownHosts",
+    "proxy",
+    "sudo",
+  ]);
+  const knownHosts = parseKnownHostsKey(c, obj.knownHosts);
   return {
     user: c.string("ssh.user", obj.user, (s) => UNIX_USER.test(s), "a user name") ?? d.user,
     port: c.integer("ssh.port", obj.port, ...PORT) ?? d.port,
     privateKey: privateKey(c, "ssh.privateKey", obj.privateKey),
     hostKey: hostKey(c, "ssh.hostKey", obj.hostKey),
-    proxy: parseProxy(c, "ssh.proxy", obj.proxy),
+    knownHosts,
+    proxy: parseProxy(c, "ssh.proxy", obj.proxy, knownHosts),
     sudo: c.boolean("ssh.sudo", obj.sudo) ?? d.sudo,
   };
 }
 
-function parseProxy(c: Checker, path: string, value: unknown): SshProxy | undefined {
+/** ssh.knownHosts: every bad line named at once, by number (a line may hold a long key). */
+function parseKnownHostsKey(c: Checker, value: unknown): KnownHosts | undefined {
+  const text = c.string("ssh.knownHosts", value);
+  if (text === undefined) return undefined;
+  const { knownHosts, problems } = parseKnownHosts(text);
+  problems.forEach((p) => c.problem("ssh.knownHosts", p));
+  return knownHosts;
+}
+
+/** A pinned key, else the one known_hosts has for host:port, else the fleet-wide default. */
+function pinnedKey(
+  pinned: string | undefined,
+  knownHosts: KnownHosts | undefined,
+  host: string | undefined,
+  port: number,
+  fallback: string | undefined,
+): string | undefined {
+  if (pinned !== undefined) return pinned;
+  const known = knownHosts && host ? knownHostKey(knownHosts, host, port) : undefined;
+  return known ?? fallback;
+}
+
+function parseProxy(
+  c: Checker,
+  path: string,
+  value: unknown,
+  knownHosts: KnownHosts | undefined,
+): SshProxy | undefined {
   const obj = c.object(path, value);
   if (obj === undefined) return undefined;
   c.unknownKeys(path, obj, ["host", "port", "user", "privateKey", "hostKey"]);
@@ -83,7 +129,13 @@ function parseProxy(c: Checker, path: string, value: unknown): SshProxy | undefi
       DEFAULTS.ssh.user,
   };
   const key = privateKey(c, join(path, "privateKey"), obj.privateKey);
-  const hk = hostKey(c, join(path, "hostKey"), obj.hostKey);
+  const hk = pinnedKey(
+    hostKey(c, join(path, "hostKey"), obj.hostKey),
+    knownHosts,
+    host,
+    proxy.port,
+    undefined,
+  );
   if (key !== undefined) proxy.privateKey = key;
   if (hk !== undefined) proxy.hostKey = hk;
   return proxy;
@@ -124,6 +176,7 @@ export function parseNodes(
   value: unknown,
   ssh: SshDefaults,
   kubelet: KubeletFile,
+  discovering: boolean,
 ): NodeSettings[] {
   const list = c.array("nodes", value) ?? [];
   const names = new Map<string, number>();
@@ -143,7 +196,8 @@ export function parseNodes(
       "proxy",
       "kubelet",
     ]);
-    for (const required of ["name", "host"]) {
+    // With discovery an entry may only override a discovered node: its host comes from the Node.
+    for (const required of discovering ? ["name"] : ["name", "host"]) {
       if (obj[required] === undefined) c.problem(join(path, required), "is required");
     }
     const name = c.string(
@@ -163,8 +217,15 @@ export function parseNodes(
       kubelet: parseKubeletFile(c, join(path, "kubelet"), obj.kubelet, kubelet),
     };
     const key = privateKey(c, join(path, "privateKey"), obj.privateKey) ?? ssh.privateKey;
-    const hk = hostKey(c, join(path, "hostKey"), obj.hostKey) ?? ssh.hostKey;
-    const proxy = parseProxy(c, join(path, "proxy"), obj.proxy) ?? ssh.proxy;
+    const hk = pinnedKey(
+      hostKey(c, join(path, "hostKey"), obj.hostKey),
+      ssh.knownHosts,
+      host,
+      node.port,
+      // Without a host (an override of a discovered node) fleetPlan pins it once the host is known.
+      host === undefined ? undefined : ssh.hostKey,
+    );
+    const proxy = parseProxy(c, join(path, "proxy"), obj.proxy, ssh.knownHosts) ?? ssh.proxy;
     if (key !== undefined) node.privateKey = key;
     if (hk !== undefined) node.hostKey = hk;
     if (proxy !== undefined) node.proxy = proxy;
@@ -189,25 +250,49 @@ export function parseNodes(
     }
     nodes.push(node);
   });
-  warnUnpinned(c, nodes);
+  // With discovery the fleet is known only once the Nodes are listed: fleetPlan warns then.
+  if (discovering) return nodes;
+  const unpinned = unpinnedWarning(nodes);
+  if (unpinned !== undefined) c.warn("nodes[*].hostKey", unpinned);
   if (list.length === 0) {
     c.warn("nodes", "no nodes: the cache is deployed, but no kubelet is switched to it");
   }
   return nodes;
 }
 
-/** Longest list of node names a warning spells out. */
-const NAMED_NODES_MAX = 5;
-
-/** One warning for every node whose host key is not pinned, however many there are. */
-function warnUnpinned(c: Checker, nodes: NodeSettings[]): void {
-  const unpinned = nodes.filter((n) => n.hostKey === undefined).map((n) => n.name || n.host);
-  if (unpinned.length === 0) return;
-  const named = unpinned.slice(0, NAMED_NODES_MAX).join(", ");
-  const more =
-    unpinned.length > NAMED_NODES_MAX ? ` and ${unpinned.length - NAMED_NODES_MAX} more` : "";
-  c.warn(
-    "nodes[*].hostKey",
-    `not pinned for ${unpinned.length} of ${nodes.length} nodes (${named}${more}): their SSH host keys will not be checked (ssh-keyscan -t ed25519 <host>)`,
-  );
+/** `discover`: absent, no discovery; an object (even empty), the cluster's Nodes are the fleet. */
+export function parseDiscover(
+  c: Checker,
+  value: unknown,
+  ssh: SshDefaults,
+  kubelet: KubeletFile,
+): DiscoverSettings | undefined {
+  const obj = c.object("discover", value);
+  if (obj === undefined) return undefined;
+  c.unknownKeys("discover", obj, ["selector", "exclude", "addressType"]);
+  const selectorText = c.string("discover.selector", obj.selector) ?? "";
+  const selector = parseLabelSelector(selectorText);
+  if (typeof selector === "string") c.problem("discover.selector", selector);
+  const exclude = (c.array("discover.exclude", obj.exclude) ?? []).flatMap((item, i) => {
+    const name = c.string(join("discover.exclude", i), item, isDnsName, "a node name");
+    return name === undefined ? [] : [name];
+  });
+  const template: DiscoverSettings["template"] = {
+    port: ssh.port,
+    user: ssh.user,
+    sudo: ssh.sudo,
+    kubelet,
+  };
+  if (ssh.privateKey !== undefined) template.privateKey = ssh.privateKey;
+  if (ssh.proxy !== undefined) template.proxy = ssh.proxy;
+  const discover: DiscoverSettings = {
+    selectorText,
+    selector: typeof selector === "string" ? [] : selector,
+    exclude,
+    addressType: c.oneOf("discover.addressType", obj.addressType, ADDRESS_TYPES) ?? "InternalIP",
+    template,
+  };
+  if (ssh.knownHosts !== undefined) discover.knownHosts = ssh.knownHosts;
+  if (ssh.hostKey !== undefined) discover.defaultHostKey = ssh.hostKey;
+  return discover;
 }

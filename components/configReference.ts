@@ -54,11 +54,15 @@ const REFERENCE: Record<Key, [string, string]> = {
   nodeSelector: ["none", "pod node selector (label keys and values)"],
   nodes: [
     code("[]"),
-    "the nodes whose kubelet is switched: `name`, `host`, and per node `port`, `user`, `privateKey`, `hostKey`, `proxy`, `kubelet` (see below)",
+    "the nodes whose kubelet is switched: `name`, `host`, and per node `port`, `user`, `privateKey`, `hostKey`, `proxy`, `kubelet` (see below); with `discover`, an entry named after a Node overrides it and may omit `host`",
+  ],
+  discover: [
+    "none",
+    '`{}` or more: the cluster\'s Nodes are the fleet: `selector` (a label selector, kubectl syntax), `exclude` (node names), `addressType` (`InternalIP`, `ExternalIP` or `Hostname`; default `InternalIP`) (README "Discovery")',
   ],
   ssh: [
     inline(DEFAULTS.ssh),
-    "SSH defaults for every node: `user`, `port`, `sudo` (`sudo -n` for a user other than root), `privateKey` (a secret), `hostKey`, `proxy` (a bastion: `host`, `port`, `user`, `privateKey`, `hostKey`)",
+    "SSH defaults for every node: `user`, `port`, `sudo` (`sudo -n` for a user other than root), `privateKey` (a secret), `hostKey`, `knownHosts` (OpenSSH known_hosts text: each node's key by host), `proxy` (a bastion: `host`, `port`, `user`, `privateKey`, `hostKey`)",
   ],
   kubelet: [
     inline(DEFAULTS.kubelet),

@@ -6,3 +6,10 @@ export { nodeLocalDnsObjects, KubernetesObject, KubernetesObjects } from "./kube
 export { renderCorefile } from "./corefile";
 export { renderNodeProgram, renderNodeScript, NodeAction, NodeScriptParams } from "./nodeScript";
 export * from "./settings";
+export { clusterNodesFromList, fleetPlan, FleetPlan, ManagedNode } from "./discovery";
+export {
+  listClusterNodes,
+  previouslyManagedNodes,
+  providerKubeSettings,
+  KubeSettings,
+} from "./fleetSources";

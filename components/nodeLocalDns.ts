@@ -4,6 +4,7 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { ManagedNode } from "./discovery";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
 import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
@@ -13,8 +14,10 @@ import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings"
 type RenderedObject = Exclude<keyof KubernetesObjects, "all">;
 
 export interface NodeLocalDnsArgs {
-  /** Validated settings (see parseSettings). */
+  /** Validated settings (see parseSettings); with discovery, `nodes` is the planned fleet. */
   settings: Settings;
+  /** Nodes that left the cluster: their Commands are retired without dialling them. */
+  retired?: ManagedNode[];
 }
 
 export class NodeLocalDns extends pulumi.ComponentResource {
@@ -95,6 +98,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       resolved,
       configMap,
     );
+    for (const node of args.retired ?? []) this.retire(name, node);
     this.localDnsIp = settings.localDnsIp;
     this.namespace = NAMESPACE;
     this.registerOutputs({
@@ -161,6 +165,22 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       previousBatch = current;
     }
     return [switches, guards];
+  }
+
+  /**
+   * A node that left the cluster (its machine gone): its switch and guard are updated to Commands
+   * with no create, update or delete, which the command provider applies without connecting
+   * (it runs nothing when neither `update` nor `create` is set). They leave the state at the next
+   * `up` (or destroy), again without connecting, as they then have no delete. `triggers` keep their
+   * stored value: a changed trigger would replace the Command, and a replacement runs the old
+   * delete, dialling the dead host. Neither retainOnDelete nor deletedWith is used: both would
+   * also skip the revert of nodes that are still there.
+   */
+  private retire(name: string, node: ManagedNode): void {
+    const opts = { parent: this, provider: this.commandProvider, ignoreChanges: ["triggers"] };
+    const args = { connection: pulumi.secret({ host: node.host, port: node.port }) };
+    new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, opts);
+    new command.remote.Command(`${name}-kubelet-${node.name}`, args, opts);
   }
 }
 

@@ -1,6 +1,7 @@
 // The validated, defaulted settings of one stack (one cluster). Everything downstream (Corefile,
 // Kubernetes objects, node scripts, the component) reads these types, never raw config.
 
+import type { DiscoverSettings } from "./discovery";
 import type { BatchLimit, RolloutPlanSettings } from "./rollout";
 
 export type KubeProxyMode = "ipvs" | "iptables" | "nftables";
@@ -87,6 +88,8 @@ export interface Settings {
   tolerations: Toleration[];
   nodeSelector: Record<string, string>;
   nodes: NodeSettings[];
+  /** Set: the cluster's Nodes are the fleet, and `nodes` only override them (discovery.ts). */
+  discover?: DiscoverSettings;
   rollout: RolloutSettings;
   /** The one directory on each node that holds all node-side state. */
   stateDir: string;

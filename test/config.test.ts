@@ -204,7 +204,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       "unknown keys at every level",
       { locaDnsIp: "1.2.3.4", cache: { ttl: 30, tll: 5 }, rollout: { batch: 2 } },
       [
-        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, ssh, kubelet, rollout, stateDir)",
+        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, discover, ssh, kubelet, rollout, stateDir)",
         "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
         "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, canary, maxBatch, growth, readyTimeoutSeconds, kubeletTimeoutSeconds)",
       ],
@@ -369,7 +369,7 @@ describe("parseSettings warnings", () => {
     nodes[2] = { ...nodes[2]!, hostKey: HOST_KEY } as (typeof nodes)[number];
     const { warnings } = parseSettings(raw({ nodes }));
     assert.deepEqual(warnings, [
-      "nodelocaldns:nodes[*].hostKey: not pinned for 7 of 8 nodes (n0, n1, n3, n4, n5 and 2 more): their SSH host keys will not be checked (ssh-keyscan -t ed25519 <host>)",
+      "nodelocaldns:nodes[*].hostKey: not pinned for 7 of 8 nodes (n0, n1, n3, n4, n5 and 2 more): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
     ]);
   });
 

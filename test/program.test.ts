@@ -44,15 +44,20 @@ describe("the program on the dev stack", () => {
     assert.equal(regs.filter((r) => r.type.startsWith("kubernetes:")).length, 5);
   });
 
-  it("exports the addresses, the DaemonSet and what to check", async () => {
+  it("exports the addresses, the DaemonSet, the managed nodes and what to check", async () => {
     assert.equal(await resolve(program.clusterDnsIp), "10.96.0.10");
-    assert.equal(program.localDnsIp, "169.254.20.10");
-    assert.equal(program.namespace, "kube-system");
+    assert.equal(await resolve(program.localDnsIp), "169.254.20.10");
+    assert.equal(await resolve(program.namespace), "kube-system");
     assert.equal(await resolve(program.daemonSetName), "node-local-dns");
-    assert.deepEqual(Object.keys(program.kubeletSwitches), ["node-1", "node-2", "node-3"]);
-    assert.ok(
-      program.checks.includes("kubectl -n kube-system rollout status daemonset/node-local-dns"),
+    const switches = await resolve(program.kubeletSwitches);
+    assert.deepEqual(Object.keys(switches), ["node-1", "node-2", "node-3"]);
+    const managed = await resolve(program.managedNodes);
+    assert.deepEqual(
+      managed.map((m) => m.name),
+      ["node-1", "node-2", "node-3"],
     );
+    const checks = await resolve(program.checks);
+    assert.ok(checks.includes("kubectl -n kube-system rollout status daemonset/node-local-dns"));
   });
 
   it("goes through sudo for the dev stack's ops user, with the bastion in the connection", () => {

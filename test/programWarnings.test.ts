@@ -22,7 +22,7 @@ it("logs every config warning through pulumi.log.warn and still deploys", async 
 
   assert.deepEqual(warned, [
     "nodelocaldns:localDnsIp: 10.255.255.10 is not link-local (169.254.0.0/16) as upstream recommends",
-    "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 1 nodes (a): their SSH host keys will not be checked (ssh-keyscan -t ed25519 <host>)",
+    "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 1 nodes (a): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
   ]);
   // The node's revert guard and its switch.
   assert.equal(runtime.registrations.filter((r) => r.type === "command:remote:Command").length, 2);

@@ -257,3 +257,78 @@ describe("npm run render", () => {
     assert.match(r.stderr, /usage: npm run render -- --stack <name> --out <dir>/);
   });
 });
+
+describe("npm run render with discovery", () => {
+  const stack = [
+    "  nodelocaldns:clusterDnsIp: 10.96.0.10",
+    "  nodelocaldns:discover:",
+    "    selector: role=worker",
+    "  nodelocaldns:ssh:",
+    "    knownHosts: |",
+    // As `ssh-keyscan -p 2222` prints it: the port is part of the name.
+    "      [10.0.0.2]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V",
+    "  nodelocaldns:nodes:",
+    "    - name: w2",
+    "      port: 2222",
+  ];
+  const node = (name: string, role: string, ip: string) => ({
+    metadata: { name, labels: { role } },
+    status: {
+      addresses: [{ type: "InternalIP", address: ip }],
+      conditions: [{ type: "Ready", status: "True" }],
+    },
+  });
+
+  it("takes the Nodes from --nodes-from: the selected ones, with overrides and pinned keys", () => {
+    const dir = project(stack);
+    const nodesFile = path.join(dir, "nodes.json");
+    fs.writeFileSync(
+      nodesFile,
+      JSON.stringify({
+        kind: "List",
+        items: [
+          node("w1", "worker", "10.0.0.1"),
+          node("w2", "worker", "10.0.0.2"),
+          node("cp", "control-plane", "10.0.0.9"),
+        ],
+      }),
+    );
+    const out = path.join(dir, "out");
+    let result!: { code: number; stderr: string };
+    const stdout = captureStdout(() => {
+      result = capture(() =>
+        main(["--stack", "test", "--out", out, "--project-dir", dir, "--nodes-from", nodesFile]),
+      );
+      return result.code;
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(stdout.text, /, 2 node directories\)/);
+    assert.deepEqual(fs.readdirSync(path.join(out, "nodes")).sort(), ["w1", "w2"]);
+    const commands = fs.readFileSync(path.join(out, "nodes/w2/commands.txt"), "utf8");
+    assert.match(commands, /10\.0\.0\.2/);
+    assert.match(commands, /2222/);
+    assert.equal(
+      result.stderr,
+      "warning: nodelocaldns:nodes[*].hostKey: not pinned for 1 of 2 nodes (w1): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)\n",
+    );
+  });
+
+  it("without --nodes-from says where the Nodes come from; a bad file is named", () => {
+    const dir = project(stack);
+    const out = path.join(dir, "out");
+    const missing = capture(() => main(["--stack", "test", "--out", out, "--project-dir", dir]));
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /pass --nodes-from <file> \(kubectl get nodes -o json > nodes\.json\)/,
+    );
+    const bad = path.join(dir, "bad.json");
+    fs.writeFileSync(bad, JSON.stringify({ kind: "Node" }));
+    const wrong = capture(() =>
+      main(["--stack", "test", "--out", out, "--project-dir", dir, "--nodes-from", bad]),
+    );
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /--nodes-from .*bad\.json: not a NodeList: no items list/);
+    assert.equal(fs.existsSync(out), false, "nothing written");
+  });
+});

@@ -19,6 +19,7 @@ export interface Registration {
   replaceWith: string[];
   retainOnDelete: boolean;
   deletedWith: string;
+  ignoreChanges: string[];
   /** The provider reference ("<provider urn>::<id>"), empty for the default provider. */
   provider: string;
 }
@@ -60,6 +61,7 @@ interface Request {
   getReplaceWithList?(): string[];
   getRetainondelete?(): boolean;
   getDeletedwith?(): string;
+  getIgnorechangesList?(): string[];
   getId?(): string;
   getProvider?(): string;
 }
@@ -112,6 +114,7 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
         replaceWith: req.getReplaceWithList?.() ?? [],
         retainOnDelete: req.getRetainondelete?.() ?? false,
         deletedWith: req.getDeletedwith?.() ?? "",
+        ignoreChanges: req.getIgnorechangesList?.() ?? [],
         provider: req.getProvider?.() ?? "",
       });
       return original(req, (err, response) => {

@@ -87,9 +87,21 @@ export class E2eCluster {
       ip: KUBE_DNS_IP,
       binaryPath: this.nodeCacheBinary,
     });
-    await this.controlPlane.createNode(name, `10.1.0.${10 + index}`);
+    // The Node advertises the loopback address its sshd is forwarded on: discovery dials it.
+    await this.controlPlane.createNode(name, host);
     await this.controlPlane.waitForNodeReady(name, 60_000);
     this.nodes.push({ name, program, host, port, kubeDns, cache: undefined, cacheKey: "" });
+  }
+
+  /** A machine gone for good: its Node deleted from the API server, the machine stopped. */
+  async removeNode(name: string): Promise<void> {
+    const index = this.nodes.findIndex((n) => n.name === name);
+    if (index < 0) throw new Error(`no node ${name}`);
+    const [node] = this.nodes.splice(index, 1);
+    await this.controlPlane.deleteNode(name);
+    await node!.cache?.stop();
+    await node!.kubeDns.stop();
+    await node!.program.stop();
   }
 
   /** A second loopback address:port for a node's sshd (a socat forwarder, stopped with the cluster). */

@@ -87,6 +87,14 @@ export class PulumiWorkspace {
     return run(this.env.PATH!.split(":")[0] + "/pulumi", args, this.projectDir, this.env, stdin);
   }
 
+  /** `npm run check` on a stack of this workspace, with its CLI and secrets passphrase. */
+  check(stack: string, args: string[] = []): Promise<ExecResult> {
+    const pulumi = this.env.PATH!.split(":")[0] + "/pulumi";
+    const cli = path.join(ROOT, "cli", "check.ts");
+    const options = ["--stack", stack, "--project-dir", this.projectDir, "--pulumi", pulumi];
+    return run(process.execPath, ["--import", "tsx", cli, ...options, ...args], ROOT, this.env);
+  }
+
   /** One operation through the Automation API (runner.ts), in its own process. */
   async operation(
     op: "up" | "preview" | "destroy" | "refresh",

@@ -1,0 +1,57 @@
+// Where discovery's inputs come from at program time: the cluster's Nodes (through
+// @kubernetes/client-node, with the kubernetes provider's kubeconfig and context), and the nodes the
+// last update of this stack managed (its own `managedNodes` output, read through a StackReference
+// to itself). Everything they return goes to the pure fleetPlan (discovery.ts).
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import type { ManagedNode } from "./discovery";
+
+/** Page size of the Node list: bounded memory on large clusters. */
+const PAGE_SIZE = 500;
+
+/** The kubernetes provider's `kubeconfig` (a path or the text itself) and `context`, if set. */
+export interface KubeSettings {
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** The kubernetes provider's settings from the stack config (the program's view of them). */
+export function providerKubeSettings(): KubeSettings {
+  const providerConfig = new pulumi.Config("kubernetes");
+  return { kubeconfig: providerConfig.get("kubeconfig"), context: providerConfig.get("context") };
+}
+
+/** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
+export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
+  // Loaded only when discovery is on: an ES module (require(esm), Node >= 20.19).
+  const k8s = await import("@kubernetes/client-node");
+  const kubeconfig = new k8s.KubeConfig();
+  // Without the provider's own kubeconfig: KUBECONFIG, else ~/.kube/config, as the provider.
+  if (kube.kubeconfig === undefined) kubeconfig.loadFromDefault();
+  else if (fs.existsSync(kube.kubeconfig)) kubeconfig.loadFromFile(kube.kubeconfig);
+  else kubeconfig.loadFromString(kube.kubeconfig);
+  if (kube.context !== undefined) kubeconfig.setCurrentContext(kube.context);
+
+  const api = kubeconfig.makeApiClient(k8s.CoreV1Api);
+  const items: unknown[] = [];
+  let continueToken: string | undefined;
+  do {
+    const page = await api.listNode({ limit: PAGE_SIZE, _continue: continueToken });
+    items.push(...page.items);
+    continueToken = page.metadata?._continue || undefined;
+  } while (continueToken !== undefined);
+  return { items };
+}
+
+/** What the last update of this stack managed (empty before its first discovery update). */
+export async function previouslyManagedNodes(): Promise<ManagedNode[]> {
+  const self = new pulumi.StackReference(
+    `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+  );
+  const details = await self.getOutputDetails(MANAGED_NODES_OUTPUT);
+  const value = details.value ?? details.secretValue;
+  return Array.isArray(value) ? (value as ManagedNode[]) : [];
+}
+
+/** The stack output that lists the managed nodes (index.ts exports it). */
+export const MANAGED_NODES_OUTPUT = "managedNodes";

@@ -1,0 +1,178 @@
+// Discovery through the real engine and a real API server: the fleet is the cluster's Nodes
+// (their InternalIP is each test node's loopback address, where its sshd is forwarded), selected
+// by a label, host keys pinned from ssh.knownHosts. The scenarios run in order on one stack, as a
+// fleet's days would: nodes join, one is relabelled out, one machine goes away for good.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { systemdNodeTestOptions } from "../support/systemdNode";
+import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
+import { PulumiWorkspace } from "./pulumi/workspace";
+import { requireTools, toolchainTestOptions } from "./support/toolchain";
+
+const TOOLS = [
+  "pulumi",
+  "pulumi-resource-kubernetes",
+  "pulumi-resource-command",
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kwok",
+  "kwok-stages",
+  "node-cache",
+] as const;
+const toolOptions = toolchainTestOptions(TOOLS);
+const options = toolOptions.skip !== undefined ? toolOptions : systemdNodeTestOptions();
+
+const STACK = "fleet";
+const LOCAL_DNS_IP = "169.254.20.10";
+const LABEL = "nodelocaldns";
+const STEP = { timeout: 10 * 60_000 };
+/** A well-formed ed25519 key that no test node has. */
+const WRONG_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
+
+let cluster: E2eCluster;
+let ws: PulumiWorkspace;
+let n1: ClusterNode;
+let n2: ClusterNode;
+let n3: ClusterNode;
+
+describe("discovery, for real: nodes from the API server", { ...options, concurrency: 1 }, () => {
+  before(
+    async () => {
+      cluster = await E2eCluster.start(3);
+      [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+      ws = await PulumiWorkspace.create(requireTools(TOOLS), cluster.controlPlane.kubeconfigPath);
+      ok(await ws.cli(["stack", "init", STACK]));
+      ok(await ws.cli(["config", "set", "--path", "discover.selector", `${LABEL}=on`]));
+      ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "3"]));
+      ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
+      ok(await ws.cli(["config", "set", "--path", "rollout.kubeletTimeoutSeconds", "30"]));
+      // Per node: only what discovery cannot know here (the forwarded port, its own key).
+      for (const [i, n] of cluster.nodes.entries()) {
+        ok(await ws.cli(["config", "set", "--path", `nodes[${i}].name`, n.name]));
+        ok(await ws.cli(["config", "set", "--path", `nodes[${i}].port`, String(n.port)]));
+        const key = fs.readFileSync(n.program.node.privateKeyPath, "utf8");
+        ok(await ws.cli(["config", "set", "--secret", "--path", `nodes[${i}].privateKey`], key));
+      }
+      await setKnownHosts({ [n3.name]: WRONG_KEY });
+    },
+    { timeout: 20 * 60_000 },
+  );
+  after(async () => {
+    ws?.remove();
+    await cluster?.stop();
+  });
+
+  it("preview lists the labelled Nodes as creates; nothing else", STEP, async () => {
+    await label(n1, "on");
+    await label(n2, "on");
+    const preview = await ws.operation("preview", STACK);
+    assert.ok(preview.ok, preview.error ?? preview.log);
+    for (const n of [n1, n2]) assert.match(preview.log, new RegExp(`kubelet-${n.name}\\b`));
+    assert.doesNotMatch(preview.log, new RegExp(`kubelet-${n3.name}\\b`));
+  });
+
+  it("up switches the labelled Nodes, their host keys pinned from known_hosts", STEP, async () => {
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.doesNotMatch(up.log, /hostKey: not pinned/);
+    for (const n of [n1, n2]) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+    assert.deepEqual(await dnsOf(n3), [KUBE_DNS_IP]);
+    const managed = (up.outputs?.managedNodes as { name: string }[]).map((m) => m.name);
+    assert.deepEqual(managed, [n1.name, n2.name]);
+  });
+
+  it(
+    "npm run check lists the same Nodes from the cluster and finds them switched",
+    STEP,
+    async () => {
+      const r = await ws.check(STACK, ["--cluster-dns-ip", KUBE_DNS_IP]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const lines = r.stdout.trimEnd().split("\n");
+      assert.equal(lines.length, 3, r.stdout);
+      for (const [i, n] of [n1, n2].entries()) {
+        assert.match(lines[i]!, new RegExp(`^${n.name}: already switched`));
+      }
+      assert.equal(lines[2], "checked 2 nodes: 2 already switched");
+    },
+  );
+
+  it("a Node labelled later: a wrong known_hosts key fails it untouched", STEP, async () => {
+    await label(n3, "on");
+    const before = n3.program.text("/var/lib/kubelet/config.yaml");
+    const up = await ws.operation("up", STACK);
+    assert.equal(up.ok, false, "a host key mismatch fails the node");
+    assert.equal(n3.program.text("/var/lib/kubelet/config.yaml"), before);
+    assert.deepEqual(await dnsOf(n3), [KUBE_DNS_IP]);
+  });
+
+  it("the next up, with its right key, switches that Node alone", STEP, async () => {
+    await setKnownHosts({});
+    const starts = await Promise.all([n1, n2].map(async (n) => (await n.program.kubelet()).starts));
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+    assert.deepEqual(await dnsOf(n3), [LOCAL_DNS_IP]);
+    const after = await Promise.all([n1, n2].map(async (n) => (await n.program.kubelet()).starts));
+    assert.deepEqual(after, starts, "the other nodes' kubelets were not restarted");
+  });
+
+  it("a Node relabelled out of the selector is reverted", STEP, async () => {
+    await label(n1, "off");
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+    assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
+  });
+
+  it("a machine gone for good: up retires its Commands without dialling it", STEP, async () => {
+    await cluster.removeNode(n2.name);
+    const started = Date.now();
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.match(up.log, new RegExp(`left the cluster, retired without a revert: ${n2.name}`));
+    assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+    // The command provider would retry a dead host for minutes (10 dials); nothing waited on it.
+    assert.ok(Date.now() - started < 120_000, `up took ${Date.now() - started} ms`);
+    const managed = (up.outputs?.managedNodes as { name: string }[]).map((m) => m.name);
+    assert.deepEqual(managed, [n3.name]);
+  });
+
+  it("the next up drops them from state; destroy reverts the rest", STEP, async () => {
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+    assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`kubelet-${n2.name}`));
+    const down = await ws.operation("destroy", STACK);
+    assert.ok(down.ok, down.error ?? down.log);
+    assert.deepEqual(await dnsOf(n3), [KUBE_DNS_IP]);
+  });
+});
+
+function ok(r: { code: number; stdout: string; stderr: string }): string {
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return r.stdout;
+}
+
+async function label(n: ClusterNode, value: string): Promise<void> {
+  const r = await cluster.controlPlane.api.patch(`/api/v1/nodes/${n.name}`, {
+    metadata: { labels: { [LABEL]: value } },
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
+/** ssh.knownHosts as ssh-keyscan prints it for the fleet; `wrong` swaps a node's key. */
+async function setKnownHosts(wrong: Record<string, string>): Promise<void> {
+  const text = cluster.nodes
+    .map((n) => `[${n.host}]:${n.port} ${wrong[n.name] ?? n.program.node.hostKey}`)
+    .join("\n");
+  ok(await ws.cli(["config", "set", "--path", "ssh.knownHosts", "--", text]));
+}
+
+async function dnsOf(n: ClusterNode): Promise<string[] | undefined> {
+  return (await n.program.kubelet()).effective?.clusterDNS;
+}
