@@ -577,3 +577,70 @@ describe("pod settings are checked as the API server checks them", () => {
     }
   });
 });
+
+describe("discover and ssh.knownHosts", () => {
+  const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
+
+  it("names every bad discover key at once", () => {
+    assert.deepEqual(
+      problems({
+        clusterDnsIp: "10.96.0.10",
+        discover: { selector: "role in (a b)", addressType: "PodIP", exclude: ["Bad_Name"], x: 1 },
+      }).sort(),
+      [
+        "nodelocaldns:discover.x: unknown key (known keys: selector, exclude, addressType)",
+        'nodelocaldns:discover.selector: "role in (a b)": not a label value list',
+        'nodelocaldns:discover.addressType: "PodIP" is not one of InternalIP, ExternalIP, Hostname',
+        'nodelocaldns:discover.exclude[0]: "Bad_Name" is not a node name',
+      ].sort(),
+    );
+  });
+
+  it("with discover, a nodes entry may leave out host; without, it may not", () => {
+    const values = { clusterDnsIp: "10.96.0.10", nodes: [{ name: "n1", port: 2222 }] };
+    const { settings, warnings } = parseSettings(raw({ ...values, discover: {} }));
+    assert.deepEqual(settings.discover?.selector, []);
+    assert.equal(settings.discover?.addressType, "InternalIP");
+    assert.equal(settings.nodes[0]!.host, "");
+    assert.equal(settings.nodes[0]!.port, 2222);
+    assert.deepEqual(warnings, [], "unpinned keys are counted once the Nodes are known");
+    assert.deepEqual(problems(values), ["nodelocaldns:nodes[0].host: is required"]);
+  });
+
+  it("pins nodes and the bastion from known_hosts: a node's own key first, ssh.hostKey last", () => {
+    const { settings } = parseSettings(
+      raw({
+        clusterDnsIp: "10.96.0.10",
+        ssh: {
+          knownHosts: `10.0.0.1 ${KEY}\n[10.0.0.2]:2222 ${KEY}\nbastion,node-d.example ${KEY}\n`,
+          hostKey: HOST_KEY,
+          proxy: { host: "bastion" },
+        },
+        nodes: [
+          { name: "a", host: "10.0.0.1" },
+          { name: "b", host: "10.0.0.2", port: 2222 },
+          { name: "c", host: "10.0.0.2" },
+          { name: "d", host: "node-d.example", hostKey: HOST_KEY },
+        ],
+      }),
+    );
+    assert.deepEqual(
+      settings.nodes.map((n) => n.hostKey),
+      [KEY, KEY, HOST_KEY, HOST_KEY],
+    );
+    assert.equal(settings.nodes[0]!.proxy?.hostKey, KEY);
+  });
+
+  it("names bad known_hosts lines by number, never by content", () => {
+    const got = problems({
+      clusterDnsIp: "10.96.0.10",
+      ssh: { knownHosts: `# fleet\n*.example ${KEY}\n@cert-authority x ${KEY}\nh ssh-rsa !!!\n` },
+    });
+    assert.deepEqual(got, [
+      "nodelocaldns:ssh.knownHosts: line 2: host pattern wildcards and negations are not supported: list each host",
+      "nodelocaldns:ssh.knownHosts: line 3: @cert-authority: a CA cannot be pinned as a host key; list the hosts' own keys",
+      "nodelocaldns:ssh.knownHosts: line 4: the key is not valid base64",
+    ]);
+    assert.ok(!got.join("\n").includes("AAAA"), "no key in a message");
+  });
+});
