@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "../components/nodeCommand";
-import { renderNodeProgram } from "../components/nodeScript";
+import { renderGuardProgram, renderNodeProgram } from "../components/nodeScript";
 import { benchSettings } from "./benchSettings";
 import { runWorker } from "./child";
 import { FloorShape, ProgramMode, WorkerResult } from "./programProtocol";
@@ -37,6 +37,7 @@ export function floorShape(nodes: number): FloorShape {
       metricsService: { metadata: o.metricsService.metadata, spec: o.metricsService.spec },
     },
     stdinLengths: s.nodes.map((n) => renderNodeProgram(nodeScriptParams(s, n)).length),
+    guardStdinLengths: s.nodes.map((n) => renderGuardProgram(nodeScriptParams(s, n)).length),
     commandTexts: {
       create: nodeCommandText(s.nodes[0]!, "create"),
       update: nodeCommandText(s.nodes[0]!, "update"),

@@ -32,6 +32,8 @@ export interface FloorShape {
   };
   /** Length of each node's stdin (the node program), in node order. */
   stdinLengths: number[];
+  /** Length of each node's revert guard program, in node order. */
+  guardStdinLengths: number[];
   commandTexts: { create: string; update: string; delete: string };
 }
 

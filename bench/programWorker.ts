@@ -70,7 +70,8 @@ async function main(argv: string[]): Promise<WorkerResult> {
   await runtime.waitForRPCs();
   const end = performance.now();
 
-  const expected = nodes + 6;
+  // The component, the provider, five objects, and a guard and a switch per node.
+  const expected = 2 * nodes + 7;
   if (registrations !== expected) {
     throw new Error(`${mode}: ${registrations} registrations, expected ${expected}`);
   }
@@ -110,31 +111,39 @@ function floorProgram(
       );
       new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, child);
 
+      const provider = new command.Provider(`${name}-command`, {}, child);
       let previous: pulumi.Resource[] = [];
       let current: pulumi.Resource[] = [];
       for (let i = 0; i < shape.nodes; i++) {
         const host = nodeHost(i);
         const node = nodeName(i);
+        const commandArgs = (stdinLength: number) => ({
+          connection: pulumi.secret({
+            host,
+            port: 22,
+            user: SSH_USER,
+            privateKey: PRIVATE_KEY,
+            hostKey: nodeHostKey(i),
+          }),
+          stdin: node + "#".repeat(stdinLength - node.length),
+          create: shape.commandTexts.create,
+          update: shape.commandTexts.update,
+          delete: shape.commandTexts.delete,
+          triggers: [host, 22, "/var/lib/nodelocaldns"],
+        });
+        const guard = new command.remote.Command(
+          `${name}-kubelet-guard-${node}`,
+          commandArgs(shape.guardStdinLengths[i]!),
+          { parent: this, provider, dependsOn: [ds, cm], deleteBeforeReplace: true },
+        );
         current.push(
           new command.remote.Command(
             `${name}-kubelet-${node}`,
-            {
-              connection: pulumi.secret({
-                host,
-                port: 22,
-                user: SSH_USER,
-                privateKey: PRIVATE_KEY,
-                hostKey: nodeHostKey(i),
-              }),
-              stdin: node + "#".repeat(shape.stdinLengths[i]! - node.length),
-              create: shape.commandTexts.create,
-              update: shape.commandTexts.update,
-              delete: shape.commandTexts.delete,
-              triggers: [host, 22],
-            },
+            commandArgs(shape.stdinLengths[i]!),
             {
               parent: this,
-              dependsOn: [ds, cm, ...previous],
+              provider,
+              dependsOn: [ds, cm, guard, ...previous],
               deleteBeforeReplace: true,
               replaceWith: [ds],
             },

@@ -10,7 +10,7 @@ import { startMockRuntime, type Registration } from "../test/support/mockRuntime
 import { benchSettings } from "./benchSettings";
 import { reportResult } from "./programProtocol";
 import { longestCommandChain, RoundsResult } from "./rounds";
-import { commandState, registrationInputBytes, StateResult } from "./state";
+import { commandState, nodeState, registrationInputBytes, StateResult } from "./state";
 
 export interface RegistrationReport {
   state: StateResult;
@@ -46,14 +46,22 @@ async function main(argv: string[]): Promise<RegistrationReport> {
   };
   const stateRegs = underComponent(prefixes[0]!);
   const commands = stateRegs.filter((r) => r.type === "command:remote:Command");
+  const switches = commands.filter((r) => !r.name.includes("-guard-"));
+  const guardOf = (sw: Registration) => {
+    const guard = commands.find((r) => r.name === sw.name.replace("-kubelet-", "-kubelet-guard-"));
+    if (guard === undefined) throw new Error(`no revert guard for ${sw.name}`);
+    return guard;
+  };
   const state: StateResult = {
     nodes: combos[0]!.nodes,
-    perCommand: commands.map(commandState),
+    perNode: switches.map((sw) => nodeState(commandState(sw), commandState(guardOf(sw)))),
     stackInputs: stateRegs.reduce((sum, r) => sum + registrationInputBytes(r), 0),
   };
   const rounds = combos.map((c, i): RoundsResult => {
     const group: Registration[] = underComponent(prefixes[i]!);
-    const count = group.filter((r) => r.type === "command:remote:Command").length;
+    const count = group.filter(
+      (r) => r.type === "command:remote:Command" && !r.name.includes("-guard-"),
+    ).length;
     if (count !== c.nodes) throw new Error(`${prefixes[i]}: ${count} Commands registered`);
     return { ...c, commands: count, rounds: longestCommandChain(group) };
   });

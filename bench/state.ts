@@ -55,16 +55,30 @@ export function commandState(reg: Registration): CommandState {
   };
 }
 
+/** A node's two Commands (its switch and its revert guard), field by field. */
+export function nodeState(kubeletSwitch: CommandState, guard: CommandState): CommandState {
+  return {
+    name: kubeletSwitch.name,
+    total: kubeletSwitch.total + guard.total,
+    stdin: kubeletSwitch.stdin + guard.stdin,
+    stdinRaw: kubeletSwitch.stdinRaw + guard.stdinRaw,
+    commands: kubeletSwitch.commands + guard.commands,
+    connection: kubeletSwitch.connection + guard.connection,
+    triggers: kubeletSwitch.triggers + guard.triggers,
+  };
+}
+
 export interface StateResult {
   nodes: number;
-  perCommand: CommandState[];
+  /** Per node: its switch and its guard together. */
+  perNode: CommandState[];
   /** JSON bytes of every registration's inputs (private keys removed), the whole stack. */
   stackInputs: number;
 }
 
 export function stateTable(r: StateResult): { markdown: string; met: boolean; summary: string } {
-  const pick = (f: (c: CommandState) => number) => spread(summarize(r.perCommand.map(f)), b);
-  const total = summarize(r.perCommand.map((c) => c.total));
+  const pick = (f: (c: CommandState) => number) => spread(summarize(r.perNode.map(f)), b);
+  const total = summarize(r.perNode.map((c) => c.total));
   const met = total.max <= STATE_GOAL_BYTES;
   const rows = [
     [
@@ -72,7 +86,7 @@ export function stateTable(r: StateResult): { markdown: string; met: boolean; su
       `${pick((c) => c.total)}; median ${(total.median / 1024).toFixed(2)} KiB`,
       verdict(met),
     ],
-    ["  stdin (the node program), JSON-escaped", pick((c) => c.stdin), ""],
+    ["  stdin (the node program and the guard), JSON-escaped", pick((c) => c.stdin), ""],
     ["  stdin as raw text", pick((c) => c.stdinRaw), ""],
     ["  create + update + delete texts", pick((c) => c.commands), ""],
     ["  connection (private key removed)", pick((c) => c.connection), ""],
