@@ -688,7 +688,10 @@ describe("the CLI, with stand-ins for pulumi and ssh", () => {
 
 /** The Pulumi CLI: `pulumi` on PATH, else the one test/e2e/toolchain/build.sh built. */
 function findPulumi(): { file?: string; reason?: string } {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
+  // Not node_modules/.bin/pulumi (npm puts it first on PATH): the pinned npm package downloads
+  // its CLI on first use, and tests must not reach the network.
+  const dirs = (process.env.PATH ?? "").split(":").filter((d) => !d.includes("node_modules"));
+  for (const dir of dirs) {
     const file = path.join(dir, "pulumi");
     try {
       fs.accessSync(file, fs.constants.X_OK);

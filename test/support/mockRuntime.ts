@@ -29,6 +29,8 @@ export interface MockRuntimeOptions {
   kubeDnsClusterIp?: string;
   config?: Record<string, string>;
   secretKeys?: string[];
+  /** The outputs a StackReference (the program's reference to its own stack) reads. */
+  stackOutputs?: Record<string, unknown>;
 }
 
 export interface MockRuntime {
@@ -84,6 +86,10 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
             state: { metadata: { name: "kube-dns" }, spec: { clusterIP: opts.kubeDnsClusterIp } },
           };
         }
+        if (args.type === "pulumi:pulumi:StackReference") {
+          const outputs = opts.stackOutputs ?? {};
+          return { id: args.name, state: { name: args.name, outputs, secretOutputNames: [] } };
+        }
         return { id: `${args.name}-id`, state: args.inputs };
       },
       call: (args) => args.inputs,
@@ -91,6 +97,8 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
     "nodelocaldns",
     "test",
     false,
+    // What a DIY backend reports, as in the end-to-end tests.
+    "organization",
   );
   pulumi.runtime.setAllConfig(opts.config ?? {}, opts.secretKeys ?? []);
 

@@ -1,0 +1,160 @@
+// The program with discovery under the mock runtime: the Node list comes from a fake API server
+// on loopback (answered through the real @kubernetes/client-node and a kubeconfig pointing at it),
+// the last update's managedNodes from the mocked StackReference to the program's own stack.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { Registration, startMockRuntime, unwrapSecret } from "./support/mockRuntime";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
+
+function apiNode(name: string, ip: string, role: string, ready = true) {
+  return {
+    metadata: { name, labels: { role } },
+    status: {
+      addresses: [{ type: "InternalIP", address: ip }],
+      conditions: [{ type: "Ready", status: ready ? "True" : "False" }],
+    },
+  };
+}
+
+const NODE_LIST = {
+  kind: "NodeList",
+  apiVersion: "v1",
+  metadata: {},
+  items: [
+    apiNode("w1", "10.0.0.1", "worker"),
+    apiNode("w2", "10.0.0.2", "worker", false),
+    apiNode("w3", "10.0.0.3", "worker", false),
+    apiNode("db", "10.0.0.4", "database"),
+  ],
+};
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-discovery-"));
+const requests: string[] = [];
+const server = http.createServer((req, res) => {
+  requests.push(`${req.method} ${req.url}`);
+  if (req.method === "GET" && req.url?.startsWith("/api/v1/nodes")) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(NODE_LIST));
+  } else {
+    res.writeHead(404).end();
+  }
+});
+const warned: string[] = [];
+let regs: Registration[];
+let program: typeof import("../index");
+
+before(async () => {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const kubeconfig = path.join(dir, "kubeconfig");
+  fs.writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      // Plain HTTP on loopback: client-node allows it only with TLS verification off.
+      "clusters: [{name: fake, cluster: {server: 'http://127.0.0.1:" +
+        port +
+        "', insecure-skip-tls-verify: true}}]",
+      "users: [{name: fake, user: {token: fake-token}}]",
+      "contexts: [{name: fake, context: {cluster: fake, user: fake}}]",
+      "current-context: fake",
+      "",
+    ].join("\n"),
+  );
+  process.env.KUBECONFIG = kubeconfig;
+  const log = pulumi.log as { warn: (message: string) => Promise<void> };
+  log.warn = async (message: string) => void warned.push(message);
+
+  const runtime = await startMockRuntime({
+    config: {
+      "nodelocaldns:clusterDnsIp": "10.96.0.10",
+      "nodelocaldns:discover": JSON.stringify({ selector: "role=worker" }),
+      "nodelocaldns:ssh": JSON.stringify({ knownHosts: `10.0.0.1 ${KEY}\n` }),
+      "nodelocaldns:nodes": JSON.stringify([{ name: "w1", user: "ops" }]),
+    },
+    stackOutputs: {
+      managedNodes: [
+        { name: "w2", host: "10.0.0.2", port: 22 },
+        { name: "gone", host: "10.0.0.9", port: 2222 },
+      ],
+    },
+  });
+  program = await import("../index");
+  await valueOf(program.managedNodes);
+  await runtime.settled();
+  regs = runtime.registrations;
+});
+after(() => {
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** An output's value; fails (instead of waiting for ever) when the program does not get there. */
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return Promise.race([
+    new Promise<T>((resolve) => output.apply(resolve)),
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error("the program produced no value in 20 s")), 20_000).unref(),
+    ),
+  ]);
+}
+
+const commandsOf = (node: string) =>
+  regs.filter((r) => r.type === "command:remote:Command" && r.name.endsWith(`-${node}`));
+
+describe("the program with discovery", () => {
+  it("lists the Nodes once, through the kubeconfig's API server", () => {
+    assert.deepEqual(requests, ["GET /api/v1/nodes?limit=500"]);
+  });
+
+  it("switches the selected Ready Node with its override and its known_hosts key", () => {
+    const [guard, kubeletSwitch] = commandsOf("w1");
+    assert.ok(guard && kubeletSwitch);
+    const connection = unwrapSecret(kubeletSwitch.inputs.connection).value as Record<
+      string,
+      unknown
+    >;
+    assert.equal(connection.host, "10.0.0.1");
+    assert.equal(connection.user, "ops");
+    assert.equal(connection.hostKey, KEY);
+    assert.equal(kubeletSwitch.inputs.create, "sudo -n bash -s create");
+  });
+
+  it("leaves a managed NotReady Node declared as it was; skips a new one", () => {
+    assert.equal(commandsOf("w2").length, 2);
+    assert.match(String(commandsOf("w2")[1]!.inputs.delete), /bash -s delete$/);
+    assert.equal(commandsOf("w3").length, 0);
+    assert.equal(commandsOf("db").length, 0);
+  });
+
+  it("retires the managed node that left the cluster: no create, update or delete", () => {
+    const gone = commandsOf("gone");
+    assert.equal(gone.length, 2);
+    for (const r of gone) {
+      assert.equal(r.inputs.create, undefined);
+      assert.equal(r.inputs.delete, undefined);
+      assert.deepEqual(r.ignoreChanges, ["triggers"]);
+    }
+  });
+
+  it("exports what the next update compares with, and says what it did in one line each", async () => {
+    const managed = await valueOf(program.managedNodes);
+    assert.deepEqual(managed, [
+      { name: "w1", host: "10.0.0.1", port: 22 },
+      { name: "w2", host: "10.0.0.2", port: 22 },
+    ]);
+    assert.deepEqual(warned, [
+      "nodelocaldns:discover: not switched now: w3 (NotReady)",
+      "nodelocaldns:discover: left as they are: w2 (NotReady)",
+      "nodelocaldns:discover: left the cluster, retired without a revert: gone",
+      "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 2 nodes (w2): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
+    ]);
+  });
+});
