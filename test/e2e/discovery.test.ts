@@ -6,25 +6,13 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { systemdNodeTestOptions } from "../support/systemdNode";
 import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
 import { PulumiWorkspace } from "./pulumi/workspace";
-import { requireTools, toolchainTestOptions } from "./support/toolchain";
+import { CLUSTER_TOOLS, clusterTestOptions } from "./pulumi/tools";
+import { requireTools } from "./support/toolchain";
 
-const TOOLS = [
-  "pulumi",
-  "pulumi-resource-kubernetes",
-  "pulumi-resource-command",
-  "etcd",
-  "kube-apiserver",
-  "kube-controller-manager",
-  "kube-scheduler",
-  "kwok",
-  "kwok-stages",
-  "node-cache",
-] as const;
-const toolOptions = toolchainTestOptions(TOOLS);
-const options = toolOptions.skip !== undefined ? toolOptions : systemdNodeTestOptions();
+const TOOLS = CLUSTER_TOOLS;
+const options = clusterTestOptions();
 
 const STACK = "fleet";
 const LOCAL_DNS_IP = "169.254.20.10";
