@@ -8,7 +8,7 @@ import {
   unpinnedWarning,
   type DiscoverSettings,
 } from "./discovery";
-import { knownHostKey, parseKnownHosts, type KnownHosts } from "./knownHosts";
+import { parseKnownHosts, pinnedKey, type KnownHosts } from "./knownHosts";
 import { DEFAULTS, KubeletFile, KubeletFormat, NodeSettings, SshProxy } from "./settings";
 
 export const PORT = [1, 65535] as const;
@@ -95,19 +95,6 @@ function parseKnownHostsKey(c: Checker, value: unknown): KnownHosts | undefined 
   const { knownHosts, problems } = parseKnownHosts(text);
   problems.forEach((p) => c.problem("ssh.knownHosts", p));
   return knownHosts;
-}
-
-/** A pinned key, else the one known_hosts has for host:port, else the fleet-wide default. */
-function pinnedKey(
-  pinned: string | undefined,
-  knownHosts: KnownHosts | undefined,
-  host: string | undefined,
-  port: number,
-  fallback: string | undefined,
-): string | undefined {
-  if (pinned !== undefined) return pinned;
-  const known = knownHosts && host ? knownHostKey(knownHosts, host, port) : undefined;
-  return known ?? fallback;
 }
 
 function parseProxy(

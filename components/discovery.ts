@@ -3,7 +3,7 @@
 // nodes get a kubelet switch, which are left as they are, and which left the cluster and are
 // retired without being dialled. The program lists the Nodes (clusterNodes.ts); render reads a
 // file; both then call fleetPlan, so render shows what `up` does.
-import { knownHostKey, type KnownHosts } from "./knownHosts";
+import { pinnedKey, type KnownHosts } from "./knownHosts";
 import type { NodeSettings } from "./settings";
 
 export type AddressType = "InternalIP" | "ExternalIP" | "Hostname";
@@ -237,17 +237,17 @@ export function fleetPlan(
   return { nodes, retired, warnings };
 }
 
-/** The node at host, pinned as parseNodes pins: its own key, else known_hosts, else ssh.hostKey. */
+/** The node at host, pinned as parseNodes pins (pinnedKey). */
 function pinned(discover: DiscoverSettings, node: NodeSettings, host: string): NodeSettings {
-  const known = discover.knownHosts && knownHostKey(discover.knownHosts, host, node.port);
-  const hostKey = node.hostKey ?? known ?? discover.defaultHostKey;
+  const { knownHosts, defaultHostKey } = discover;
+  const hostKey = pinnedKey(node.hostKey, knownHosts, host, node.port, defaultHostKey);
   return hostKey === undefined ? { ...node, host } : { ...node, host, hostKey };
 }
 
 /** Longest list of names a warning spells out. */
 const NAMED_MAX = 5;
 
-export function summarize(names: string[]): string {
+function summarize(names: string[]): string {
   const more = names.length > NAMED_MAX ? ` and ${names.length - NAMED_MAX} more` : "";
   return `${names.slice(0, NAMED_MAX).join(", ")}${more}`;
 }

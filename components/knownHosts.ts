@@ -169,3 +169,16 @@ function matches(matcher: HostMatcher, name: string, port: number): boolean {
 function preference(keyType: KeyType): number {
   return KEY_TYPES.indexOf(keyType);
 }
+
+/** A pinned key, else the one known_hosts has for host:port, else the fleet-wide default. */
+export function pinnedKey(
+  pinned: string | undefined,
+  knownHosts: KnownHosts | undefined,
+  host: string | undefined,
+  port: number,
+  fallback: string | undefined,
+): string | undefined {
+  if (pinned !== undefined) return pinned;
+  const known = knownHosts && host ? knownHostKey(knownHosts, host, port) : undefined;
+  return known ?? fallback;
+}
