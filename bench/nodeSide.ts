@@ -1,8 +1,9 @@
 // Section 4: time on a node, through real OpenSSH into a systemd test node (test/support/
 // systemdNode.ts: real systemd, the stand-in kubelet as kubelet.service), TKE layout (the
 // write-up's). In the same run, interleaved, on the same node:
-// - ours: `bash -s create` / `bash -s delete` with the node program on stdin, as the Command
-//   does: find the source from the running kubelet, a DNS query to the cache, the write-ahead
+// - ours: `bash -s create` / `bash -s delete` with the switch launcher on stdin, as the Command
+//   does: load and check the node program from the node-program volume (written once, as
+//   kubelet does), find the source from the running kubelet, a DNS query to the cache, the write-ahead
 //   record, the edit, the restart, and the wait until the new kubelet answers /healthz and runs
 //   with the new value;
 // - the write-up's manual step: its sed line + `systemctl restart kubelet` (and its revert), sent
@@ -10,7 +11,8 @@
 // - the connection floor: `bash -s` with nothing on stdin.
 import { performance } from "node:perf_hooks";
 import { nodeScriptParams } from "../components/nodeCommand";
-import { renderNodeProgram } from "../components/nodeScript";
+import { renderSwitchLauncher } from "../components/nodeScript";
+import { writeNodeProgramVolume } from "../test/support/kubeletVolume";
 import { ProgramNode, startProgramNode } from "../test/support/programNode";
 import { KUBELET_LAYOUTS, systemdNodeSupport } from "../test/support/systemdNode";
 import { benchSettings } from "./benchSettings";
@@ -53,7 +55,8 @@ export async function measureNodeSide(
     return { skipped: `systemd test nodes unavailable: ${unsupported}` };
 
   const settings = benchSettings(1);
-  const program = renderNodeProgram({
+  // What `up` runs: the switch launcher, which loads the program from the node-program volume.
+  const program = renderSwitchLauncher({
     ...nodeScriptParams(settings, settings.nodes[0]!),
     readyTimeoutSeconds: 5,
     kubeletTimeoutSeconds: 15,
@@ -61,6 +64,7 @@ export async function measureNodeSide(
   const layout = KUBELET_LAYOUTS.tke.files as Record<string, string>;
   const node = await startProgramNode(layout);
   try {
+    await writeNodeProgramVolume(node.node, { podUid: "bench-node-local-dns" });
     const result: NodeSideResult = {
       runs,
       oursCreate: [],

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "../components/nodeCommand";
-import { renderGuardProgram, renderNodeProgram } from "../components/nodeScript";
+import { renderGuardProgram, renderSwitchLauncher } from "../components/nodeScript";
 import { benchSettings } from "./benchSettings";
 import { runWorker } from "./child";
 import { FloorShape, ProgramMode, WorkerResult } from "./programProtocol";
@@ -33,10 +33,14 @@ export function floorShape(nodes: number): FloorShape {
       serviceAccount: { metadata: o.serviceAccount.metadata },
       upstreamService: { metadata: o.upstreamService.metadata, spec: o.upstreamService.spec },
       configMap: { metadata: o.configMap.metadata, data: o.configMap.data },
+      nodeProgramConfigMap: {
+        metadata: o.nodeProgramConfigMap.metadata,
+        data: o.nodeProgramConfigMap.data,
+      },
       daemonSet: { metadata: o.daemonSet.metadata, spec: o.daemonSet.spec },
       metricsService: { metadata: o.metricsService.metadata, spec: o.metricsService.spec },
     },
-    stdinLengths: s.nodes.map((n) => renderNodeProgram(nodeScriptParams(s, n)).length),
+    stdinLengths: s.nodes.map((n) => renderSwitchLauncher(nodeScriptParams(s, n)).length),
     guardStdinLengths: s.nodes.map((n) => renderGuardProgram(nodeScriptParams(s, n)).length),
     commandTexts: {
       create: nodeCommandText(s.nodes[0]!, "create"),

@@ -22,15 +22,16 @@ export interface WorkerResult {
 export interface FloorShape {
   nodes: number;
   batchSize: number;
-  /** Inputs of the five Kubernetes objects, exactly as our component registers them. */
+  /** Inputs of the six Kubernetes objects, exactly as our component registers them. */
   objects: {
     serviceAccount: Record<string, unknown>;
     upstreamService: Record<string, unknown>;
     configMap: Record<string, unknown>;
+    nodeProgramConfigMap: Record<string, unknown>;
     daemonSet: Record<string, unknown>;
     metricsService: Record<string, unknown>;
   };
-  /** Length of each node's stdin (the node program), in node order. */
+  /** Length of each node's stdin (the switch launcher), in node order. */
   stdinLengths: number[];
   /** Length of each node's revert guard program, in node order. */
   guardStdinLengths: number[];

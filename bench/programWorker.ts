@@ -104,10 +104,15 @@ function floorProgram(
         child,
       );
       const cm = new k8s.core.v1.ConfigMap(`${name}-corefile`, o.configMap, child);
+      const program = new k8s.core.v1.ConfigMap(
+        `${name}-node-program`,
+        o.nodeProgramConfigMap,
+        child,
+      );
       const ds = new k8s.apps.v1.DaemonSet(
         `${name}-daemonset`,
         o.daemonSet as unknown as import("@pulumi/kubernetes").apps.v1.DaemonSetArgs,
-        { ...child, dependsOn: [sa, upstream, cm] },
+        { ...child, dependsOn: [sa, upstream, cm, program] },
       );
       new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, child);
 
@@ -134,7 +139,7 @@ function floorProgram(
         const guard = new command.remote.Command(
           `${name}-kubelet-guard-${node}`,
           commandArgs(shape.guardStdinLengths[i]!),
-          { parent: this, provider, dependsOn: [ds, cm], deleteBeforeReplace: true },
+          { parent: this, provider, dependsOn: [ds, cm, program], deleteBeforeReplace: true },
         );
         current.push(
           new command.remote.Command(
@@ -143,7 +148,7 @@ function floorProgram(
             {
               parent: this,
               provider,
-              dependsOn: [ds, cm, guard, ...previous],
+              dependsOn: [ds, cm, program, guard, ...previous],
               deleteBeforeReplace: true,
               replaceWith: [ds],
             },

@@ -2,15 +2,16 @@
 //   [--project-dir <dir>]
 //
 // Offline: reads Pulumi.yaml and Pulumi.<stack>.yaml itself (no Pulumi CLI, no cluster, no secret
-// decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml and, per node,
-// <out>/nodes/<node>/{program.bash,guard.bash,commands.txt}. Node directories an earlier render
+// decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml, the node
+// program its ConfigMap delivers (<out>/node-program.bash) and, per node,
+// <out>/nodes/<node>/{switch.bash,guard.bash,commands.txt}. Node directories an earlier render
 // left for nodes no longer in the stack are removed (a loop over out/nodes/* must not find them).
 // Bad config writes nothing.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseSettings } from "../components/config";
-import { NODE_FILES, renderStack } from "../components/render";
+import { EARLIER_NODE_FILES, NODE_FILES, renderStack } from "../components/render";
 import { describePlan, planRollout } from "../components/rollout";
 import { rawConfigFromFiles } from "../components/stackConfig";
 import { discoveredFleet, listedFleet } from "./fleet";
@@ -20,7 +21,9 @@ const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dn
 Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/manifests.yaml                 the Kubernetes objects, in apply order
   <dir>/rollout.txt                    the rollout plan: which nodes in which round
-  <dir>/nodes/<node>/program.bash      the node program its switch Command sends on stdin
+  <dir>/node-program.bash              the node program, as its ConfigMap delivers it to the nodes
+  <dir>/nodes/<node>/switch.bash       the launcher its switch Command sends on stdin, which runs
+                                       the delivered node program
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
   <dir>/nodes/<node>/commands.txt      the command lines both Commands run
   --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
@@ -95,7 +98,7 @@ export function main(argv: string[]): number {
       fs.chmodSync(target, file.mode);
     }
     console.log(
-      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, ${nodes.length} node directories)`,
+      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, node-program.bash, ${nodes.length} node directories)`,
     );
     console.log(`rollout: ${describePlan(planRollout(nodes, settings.rollout))}`);
     for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);
@@ -112,7 +115,7 @@ export function main(argv: string[]): number {
  */
 function removeStaleNodeDirs(out: string, keep: string[]): string[] {
   const nodesDir = path.join(out, "nodes");
-  const ours = new Set<string>([...NODE_FILES, "create.sh", "update.sh", "delete.sh"]);
+  const ours = new Set<string>([...NODE_FILES, ...EARLIER_NODE_FILES]);
   const removed: string[] = [];
   if (!fs.existsSync(nodesDir)) return removed;
   for (const entry of fs.readdirSync(nodesDir, { withFileTypes: true })) {

@@ -130,7 +130,8 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       DEFAULTS.priorityClassName,
     tolerations: parseTolerations(c, v.tolerations),
     nodeSelector: parseNodeSelector(c, v.nodeSelector),
-    nodes: parseNodes(c, raw, v.nodes, ssh, kubelet, v.discover !== undefined),
+    // Hosts are optional exactly when discovery is on; null, like absent, leaves it off.
+    nodes: parseNodes(c, raw, v.nodes, ssh, kubelet, v.discover != null),
     rollout: parseRollout(c, v.rollout),
     stateDir:
       c.string(

@@ -7,6 +7,7 @@
 // for `__PILLAR__UPSTREAM__SERVERS__`.
 
 import { renderCorefile } from "./corefile";
+import { DELIVERED_NODE_PROGRAM, NODE_PROGRAM_DELIVERY } from "./nodeScript";
 import {
   APP_NAME,
   NAMESPACE,
@@ -33,13 +34,17 @@ export interface KubernetesObjects {
   /** `kube-dns-upstream`: node-cache reads its ClusterIP from the env var injected at pod start. */
   upstreamService: KubernetesObject;
   configMap: KubernetesObject;
+  /** The node program, which the DaemonSet mounts so that kubelet puts it on every node. */
+  nodeProgramConfigMap: KubernetesObject;
   daemonSet: KubernetesObject;
   /** Headless `node-local-dns` Service exposing the metrics port. */
   metricsService: KubernetesObject;
-  /** Apply order: the DaemonSet comes after the kube-dns-upstream Service and the ConfigMap. */
+  /** Apply order: the DaemonSet comes after the kube-dns-upstream Service and the ConfigMaps. */
   all: KubernetesObject[];
 }
 
+/** Where the node program's volume is mounted in the container; node-cache never reads it. */
+const NODE_PROGRAM_MOUNT_PATH = "/etc/nodelocaldns/node-program";
 /** Where node-cache writes the Corefile it generates from Corefile.base. */
 const COREFILE_PATH = "/etc/Corefile";
 /** Inside the container; tells node-cache that CoreDNS is up so it sets up iptables at once. */
@@ -143,6 +148,19 @@ function configMap(s: ResolvedSettings): KubernetesObject {
   };
 }
 
+function nodeProgramConfigMap(): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: NODE_PROGRAM_DELIVERY.configMap,
+      namespace: NAMESPACE,
+      labels: { ...RECONCILE_LABEL },
+    },
+    data: { [NODE_PROGRAM_DELIVERY.file]: DELIVERED_NODE_PROGRAM },
+  };
+}
+
 function daemonSet(s: ResolvedSettings): KubernetesObject {
   const containerResources = resources(s.resources);
   const container = {
@@ -165,6 +183,9 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       { mountPath: "/run/xtables.lock", name: "xtables-lock" },
       { name: "config-volume", mountPath: "/etc/coredns" },
       { name: "kube-dns-config", mountPath: "/etc/kube-dns" },
+      // Only so that kubelet writes the volume on the node, where the switch launcher reads it
+      // (kubelet sets up no volume that no container mounts).
+      { name: NODE_PROGRAM_DELIVERY.volume, mountPath: NODE_PROGRAM_MOUNT_PATH, readOnly: true },
     ],
   };
 
@@ -182,6 +203,11 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       {
         name: "config-volume",
         configMap: { name: APP_NAME, items: [{ key: "Corefile", path: "Corefile.base" }] },
+      },
+      {
+        name: NODE_PROGRAM_DELIVERY.volume,
+        // 0400: kubelet writes the file for root alone.
+        configMap: { name: NODE_PROGRAM_DELIVERY.configMap, defaultMode: 0o400 },
       },
     ],
   };
@@ -228,6 +254,7 @@ export function nodeLocalDnsObjects(s: ResolvedSettings): KubernetesObjects {
     serviceAccount: serviceAccount(),
     upstreamService: upstreamService(),
     configMap: configMap(s),
+    nodeProgramConfigMap: nodeProgramConfigMap(),
     daemonSet: daemonSet(s),
     metricsService: metricsService(s),
   };
@@ -237,6 +264,7 @@ export function nodeLocalDnsObjects(s: ResolvedSettings): KubernetesObjects {
       objects.serviceAccount,
       objects.upstreamService,
       objects.configMap,
+      objects.nodeProgramConfigMap,
       objects.daemonSet,
       objects.metricsService,
     ],

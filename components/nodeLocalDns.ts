@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
-import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
+import { renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
 import { planRollout } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
 
@@ -79,12 +79,17 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fields("configMap", "metadata", "data"),
       fixedName,
     );
+    const nodeProgram = new k8s.core.v1.ConfigMap(
+      `${name}-node-program`,
+      fields("nodeProgramConfigMap", "metadata", "data"),
+      fixedName,
+    );
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
     // `pulumi up` then waits until every pod is ready (the provider's default await).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
       fields("daemonSet", "metadata", "spec"),
-      { ...fixedName, dependsOn: [serviceAccount, upstreamService, configMap] },
+      { ...fixedName, dependsOn: [serviceAccount, upstreamService, configMap, nodeProgram] },
     );
     new k8s.core.v1.Service(
       `${name}-metrics`,
@@ -92,12 +97,10 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fixedName,
     );
 
-    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(
-      name,
-      settings,
-      resolved,
+    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(name, settings, resolved, [
       configMap,
-    );
+      nodeProgram,
+    ]);
     for (const node of args.retired ?? []) this.retire(name, node);
     this.localDnsIp = settings.localDnsIp;
     this.namespace = NAMESPACE;
@@ -111,8 +114,9 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   /**
    * Two remote.Commands per node: the switch, and before it a revert guard. Lifecycle choices, each
    * against a provider trap:
-   * - dependsOn DaemonSet + ConfigMap: create waits for a ready cache; destroy reverts kubelet
-   *   before the DaemonSet goes (and keeps the DaemonSet if a revert fails).
+   * - dependsOn DaemonSet + ConfigMaps: create waits for a ready cache and the delivered node
+   *   program; destroy reverts kubelet before the DaemonSet goes (and keeps the DaemonSet if a
+   *   revert fails).
    * - the guard: Pulumi records a create only when it completes, so a switch cut short (an
    *   interrupted `pulumi up`) would have no delete. The guard is recorded first; its delete runs
    *   on destroy after the switch's, before the DaemonSet goes, and reverts whatever the node's
@@ -131,7 +135,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     name: string,
     settings: Settings,
     resolved: pulumi.Output<ResolvedSettings>,
-    configMap: k8s.core.v1.ConfigMap,
+    configMaps: k8s.core.v1.ConfigMap[],
   ): [command.remote.Command[], command.remote.Command[]] {
     const switches: command.remote.Command[] = [];
     const guards: command.remote.Command[] = [];
@@ -144,18 +148,18 @@ export class NodeLocalDns extends pulumi.ComponentResource {
           {
             parent: this,
             provider: this.commandProvider,
-            dependsOn: [this.daemonSet, configMap],
+            dependsOn: [this.daemonSet, ...configMaps],
             deleteBeforeReplace: true,
           },
         );
         guards.push(guard);
         return new command.remote.Command(
           `${name}-kubelet-${node.name}`,
-          nodeCommandArgs(node, settings, resolved, renderNodeProgram),
+          nodeCommandArgs(node, settings, resolved, renderSwitchLauncher),
           {
             parent: this,
             provider: this.commandProvider,
-            dependsOn: [this.daemonSet, configMap, guard, ...previousBatch],
+            dependsOn: [this.daemonSet, ...configMaps, guard, ...previousBatch],
             deleteBeforeReplace: true,
             replaceWith: [this.daemonSet],
           },

@@ -3,6 +3,14 @@
 // ./nodeProgram/ (read it there: every file says what it does and why); this file only puts a
 // header and the node's values in front of it. Values enter only here, through shellQuote, after
 // the config parser validated them. The result is sent on stdin to `bash -s <action>`.
+//
+// How it reaches a node: the node program itself, with no value in it, is stored once in a
+// ConfigMap (deliveredNodeProgram) that the DaemonSet mounts, so kubelet puts it on every node.
+// What each node's switch Command sends is a short launcher (renderSwitchLauncher): the node's
+// values and the program's sha256, and code that runs only a delivered copy with that digest.
+// `npm run check`, which runs before anything is installed, sends the whole program
+// (renderNodeProgram): the same code, put together in the same order.
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { shellQuote } from "./shell";
@@ -51,7 +59,52 @@ function source(name: string): string {
 }
 
 const PROGRAM_BODY = PROGRAM_FILES.map(source).join("\n");
-const GUARD_BODY = source("guard");
+const SAVED_PROGRAM_BODY = source("saved");
+const GUARD_BODY = [SAVED_PROGRAM_BODY, source("guard")].join("\n");
+const LAUNCHER_BODY = [SAVED_PROGRAM_BODY, source("delivered")].join("\n");
+
+/** The ConfigMap that holds the node program, its key, and the DaemonSet volume that mounts it. */
+export const NODE_PROGRAM_DELIVERY = {
+  configMap: "node-local-dns-node-program",
+  file: "node-program.bash",
+  volume: "node-program",
+} as const;
+
+/** The names of a node's values, in the order the program and the launcher declare them. */
+const NODE_VALUE_NAMES = [
+  "NODE_NAME",
+  "LOCAL_DNS_IP",
+  "CLUSTER_DNS_IP",
+  "FALLBACK_TO_KUBE_DNS",
+  "CLUSTER_DOMAIN",
+  "STATE_DIR",
+  "KUBELET_PATH",
+  "KUBELET_FORMAT",
+  "READY_TIMEOUT_SECONDS",
+  "KUBELET_TIMEOUT_SECONDS",
+  "LOCK_TIMEOUT_SECONDS",
+] as const;
+
+/**
+ * The node program as the ConfigMap holds it: every function and constant, no node's value. The
+ * launcher sets the values, loads it and calls main. Its first lines fail at once if a value is
+ * missing (and tell shellcheck where the values come from).
+ */
+export const DELIVERED_NODE_PROGRAM =
+  "# nodelocaldns node program, delivered to every node through the ConfigMap\n" +
+  `# ${NODE_PROGRAM_DELIVERY.configMap}. It holds no node's values and does nothing by itself:\n` +
+  "# each node's switch launcher sets them, checks this text's sha256 and loads it.\n" +
+  "# Source: components/nodeProgram/*.bash in the nodelocaldns project.\n" +
+  ["bash_variables_at_start", ...NODE_VALUE_NAMES]
+    .map((name) => `: "\${${name}?set by the launcher}"\n`)
+    .join("") +
+  PROGRAM_BODY +
+  "\n";
+
+/** The sha256 (hex) of DELIVERED_NODE_PROGRAM, which every launcher checks. */
+export const DELIVERED_NODE_PROGRAM_SHA256 = createHash("sha256")
+  .update(DELIVERED_NODE_PROGRAM)
+  .digest("hex");
 
 /**
  * How long a run waits for another run on the same node to release the node lock: the longest
@@ -59,6 +112,24 @@ const GUARD_BODY = source("guard");
  */
 export function lockTimeoutSeconds(p: NodeScriptParams): number {
   return p.readyTimeoutSeconds + 2 * p.kubeletTimeoutSeconds + 30;
+}
+
+/** The node's values as `[name, value]`, in NODE_VALUE_NAMES order. */
+function nodeValues(p: NodeScriptParams): [string, string | number][] {
+  const values: Record<(typeof NODE_VALUE_NAMES)[number], string | number> = {
+    NODE_NAME: p.nodeName,
+    LOCAL_DNS_IP: p.localDnsIp,
+    CLUSTER_DNS_IP: p.clusterDnsIp,
+    FALLBACK_TO_KUBE_DNS: p.fallbackToKubeDns ? "yes" : "no",
+    CLUSTER_DOMAIN: p.clusterDomain,
+    STATE_DIR: p.stateDir,
+    KUBELET_PATH: p.kubelet.path ?? "",
+    KUBELET_FORMAT: p.kubelet.format,
+    READY_TIMEOUT_SECONDS: p.readyTimeoutSeconds,
+    KUBELET_TIMEOUT_SECONDS: p.kubeletTimeoutSeconds,
+    LOCK_TIMEOUT_SECONDS: lockTimeoutSeconds(p),
+  };
+  return NODE_VALUE_NAMES.map((name) => [name, values[name]]);
 }
 
 /** `readonly NAME=value` lines, each value quoted by shellQuote. */
@@ -76,8 +147,8 @@ function group(header: string, body: string, entry: string): string {
 }
 
 /**
- * The node program: what the switch Command sends on stdin to `bash -s <action>` (or
- * `sudo -n bash -s <action>`). No secret ever goes in it.
+ * The whole node program with one node's values, what `npm run check` sends on stdin to
+ * `bash -s check`; the same code as the launcher loads. No secret ever goes in it.
  */
 export function renderNodeProgram(p: NodeScriptParams): string {
   checkParams(p);
@@ -95,20 +166,46 @@ export function renderNodeProgram(p: NodeScriptParams): string {
     // Names the program's own variables: the copy it saves for the revert guard takes everything
     // defined after this line (see build_program_copy).
     "bash_variables_at_start=$(compgen -v)\n" +
-    assignments([
-      ["NODE_NAME", p.nodeName],
-      ["LOCAL_DNS_IP", p.localDnsIp],
-      ["CLUSTER_DNS_IP", p.clusterDnsIp],
-      ["FALLBACK_TO_KUBE_DNS", p.fallbackToKubeDns ? "yes" : "no"],
-      ["CLUSTER_DOMAIN", p.clusterDomain],
-      ["STATE_DIR", p.stateDir],
-      ["KUBELET_PATH", p.kubelet.path ?? ""],
-      ["KUBELET_FORMAT", p.kubelet.format],
-      ["READY_TIMEOUT_SECONDS", p.readyTimeoutSeconds],
-      ["KUBELET_TIMEOUT_SECONDS", p.kubeletTimeoutSeconds],
-      ["LOCK_TIMEOUT_SECONDS", lockTimeoutSeconds(p)],
-    ]);
+    assignments(nodeValues(p));
   return group(header, PROGRAM_BODY, "main");
+}
+
+/**
+ * The switch launcher: what the switch Command sends on stdin to `bash -s <action>` (or
+ * `sudo -n bash -s <action>`). It loads the delivered node program (DELIVERED_NODE_PROGRAM), only
+ * if its sha256 matches, and runs its main with this node's values.
+ */
+export function renderSwitchLauncher(p: NodeScriptParams): string {
+  checkParams(p);
+  const header =
+    `# nodelocaldns switch launcher for node ${p.nodeName}\n` +
+    "#\n" +
+    "# Runs the node program, which points this node's kubelet at the node-local DNS cache\n" +
+    "# (create, update), puts it back (delete) or says what create would do (check). The program\n" +
+    `# comes from the ConfigMap ${NODE_PROGRAM_DELIVERY.configMap}, which kubelet puts on this\n` +
+    "# node; only a copy with the sha256 below runs (delivered.bash says how it is found).\n" +
+    "# Run it as root: bash -s create < launcher      (update, delete, check likewise)\n" +
+    `# While switched the program keeps ${p.stateDir} (mode 0700): the record of the switch,\n` +
+    "# the kubelet file's original bytes, a copy of the program for reverts, and a lock.\n" +
+    "# Source: components/nodeProgram/*.bash in the nodelocaldns project.\n" +
+    "#\n" +
+    "# This node's values (validated by the stack's config parser), then the launcher's own:\n" +
+    // The program's copy for reverts takes everything defined after this line (build_program_copy).
+    "bash_variables_at_start=$(compgen -v)\n" +
+    assignments([
+      ...nodeValues(p),
+      ["PROGRAM_SHA256", DELIVERED_NODE_PROGRAM_SHA256],
+      ["PROGRAM_VOLUME", NODE_PROGRAM_DELIVERY.volume],
+      ["PROGRAM_FILE", NODE_PROGRAM_DELIVERY.file],
+      ["LAUNCHER_LOG_PREFIX", "nodelocaldns"],
+    ]);
+  // `launch` leaves the checked text in delivered_program; eval runs exactly that text here, at
+  // the top level, so its declarations are global as in the whole program.
+  const entry =
+    'launch "$@"\n' + 'eval "${delivered_program}"\n' + "unset delivered_program\n" + "main";
+  // Before the group, so that it covers all of it: the values are used by the delivered program.
+  const directive = "# shellcheck disable=SC2034 # the values are read by the delivered program\n";
+  return directive + group(header, LAUNCHER_BODY, entry);
 }
 
 /**
@@ -123,6 +220,7 @@ export function renderGuardProgram(p: NodeScriptParams): string {
     assignments([
       ["NODE_NAME", p.nodeName],
       ["STATE_DIR", p.stateDir],
+      ["LAUNCHER_LOG_PREFIX", "nodelocaldns-guard"],
     ]);
   return group(header, GUARD_BODY, "guard_main");
 }

@@ -3,7 +3,12 @@
 import { stringify } from "yaml";
 import { nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
-import { renderGuardProgram, renderNodeProgram } from "./nodeScript";
+import {
+  DELIVERED_NODE_PROGRAM,
+  NODE_PROGRAM_DELIVERY,
+  renderGuardProgram,
+  renderSwitchLauncher,
+} from "./nodeScript";
 import { describePlan, planRollout } from "./rollout";
 import { NodeSettings, ResolvedSettings } from "./settings";
 
@@ -14,7 +19,9 @@ export interface RenderedFile {
 }
 
 /** Per node: the two programs the node's Commands send on stdin, and the command lines. */
-export const NODE_FILES = ["program.bash", "guard.bash", "commands.txt"] as const;
+export const NODE_FILES = ["switch.bash", "guard.bash", "commands.txt"] as const;
+/** What earlier versions wrote per node (a stale node directory holding them is ours to remove). */
+export const EARLIER_NODE_FILES = ["program.bash", "create.sh", "update.sh", "delete.sh"] as const;
 
 export function renderStack(settings: ResolvedSettings): RenderedFile[] {
   const manifests = nodeLocalDnsObjects(settings)
@@ -23,12 +30,14 @@ export function renderStack(settings: ResolvedSettings): RenderedFile[] {
   const files: RenderedFile[] = [
     { path: "manifests.yaml", content: manifests, mode: 0o644 },
     { path: "rollout.txt", content: rolloutText(settings), mode: 0o644 },
+    // The ConfigMap's program as a file of its own, to read as bash rather than as YAML.
+    { path: NODE_PROGRAM_DELIVERY.file, content: DELIVERED_NODE_PROGRAM, mode: 0o644 },
   ];
   for (const node of settings.nodes) {
     const params = nodeScriptParams(settings, node);
     const dir = `nodes/${node.name}`;
     files.push(
-      { path: `${dir}/program.bash`, content: renderNodeProgram(params), mode: 0o755 },
+      { path: `${dir}/switch.bash`, content: renderSwitchLauncher(params), mode: 0o755 },
       { path: `${dir}/guard.bash`, content: renderGuardProgram(params), mode: 0o755 },
       { path: `${dir}/commands.txt`, content: commandsText(node), mode: 0o644 },
     );
@@ -45,8 +54,10 @@ function commandsText(node: NodeSettings): string {
   return (
     [
       `# The commands pulumi runs on node ${node.name} (${node.user}@${node.host}:${node.port}),`,
-      "# each with a program file on stdin. By hand, as root on the node: bash program.bash check",
-      ...lines("switch", "program.bash"),
+      "# each with a program file on stdin. switch.bash runs the node program that the ConfigMap",
+      `# ${NODE_PROGRAM_DELIVERY.configMap} delivers (../../${NODE_PROGRAM_DELIVERY.file}).`,
+      "# By hand, as root on the node once the cache runs there: bash switch.bash check",
+      ...lines("switch", "switch.bash"),
       ...lines("guard ", "guard.bash"),
     ].join("\n") + "\n"
   );

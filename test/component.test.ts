@@ -57,7 +57,7 @@ const single = (type: string, name: string) => {
 };
 
 describe("NodeLocalDns resources", () => {
-  it("registers the component, the five objects and two Commands per node, and reads nothing", () => {
+  it("registers the component, the six objects and two Commands per node, and reads nothing", () => {
     assert.deepEqual(regs.map((r) => `${r.type} ${r.name}`).sort(), [
       "command:remote:Command nodelocaldns-kubelet-guard-n1",
       "command:remote:Command nodelocaldns-kubelet-guard-n2",
@@ -67,6 +67,7 @@ describe("NodeLocalDns resources", () => {
       "command:remote:Command nodelocaldns-kubelet-n3",
       "kubernetes:apps/v1:DaemonSet nodelocaldns-daemonset",
       "kubernetes:core/v1:ConfigMap nodelocaldns-corefile",
+      "kubernetes:core/v1:ConfigMap nodelocaldns-node-program",
       "kubernetes:core/v1:Service nodelocaldns-kube-dns-upstream",
       "kubernetes:core/v1:Service nodelocaldns-metrics",
       "kubernetes:core/v1:ServiceAccount nodelocaldns-service-account",
@@ -85,6 +86,7 @@ describe("NodeLocalDns resources", () => {
       "node-local-dns",
       "node-local-dns",
       "node-local-dns",
+      "node-local-dns-node-program",
     ]);
     for (const r of [...k8s, ...allCommands()]) {
       assert.equal(r.parent, root.urn, `${r.name} is a child of the component`);
@@ -100,12 +102,13 @@ describe("NodeLocalDns resources", () => {
     }
   });
 
-  it("creates the DaemonSet only after kube-dns-upstream, the ConfigMap and the ServiceAccount", () => {
+  it("creates the DaemonSet only after kube-dns-upstream, the ConfigMaps and the ServiceAccount", () => {
     const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
     const deps = ds.dependencies.map((urn) => byUrn(regs, urn).name).sort();
     assert.deepEqual(deps, [
       "nodelocaldns-corefile",
       "nodelocaldns-kube-dns-upstream",
+      "nodelocaldns-node-program",
       "nodelocaldns-service-account",
     ]);
   });
@@ -117,12 +120,14 @@ describe("NodeLocalDns resources", () => {
 });
 
 describe("NodeLocalDns kubelet Commands", () => {
-  it("depend on the DaemonSet and the ConfigMap, so destroy reverts kubelet before they go", () => {
+  it("depend on the DaemonSet and the ConfigMaps, so destroy reverts kubelet before they go", () => {
     const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
     const cm = single("kubernetes:core/v1:ConfigMap", "nodelocaldns-corefile");
+    const program = single("kubernetes:core/v1:ConfigMap", "nodelocaldns-node-program");
     for (const cmd of allCommands()) {
       assert.ok(cmd.dependencies.includes(ds.urn), `${cmd.name} depends on the DaemonSet`);
       assert.ok(cmd.dependencies.includes(cm.urn), `${cmd.name} depends on the ConfigMap`);
+      assert.ok(cmd.dependencies.includes(program.urn), `${cmd.name} depends on the program`);
     }
   });
 
@@ -183,15 +188,15 @@ describe("NodeLocalDns kubelet Commands", () => {
     });
   });
 
-  it("run the node program and the guard from stdin, through sudo for a non-root user", async () => {
-    const { renderGuardProgram, renderNodeProgram } = await import("../components/nodeScript");
+  it("run the switch launcher and the guard from stdin, through sudo for a non-root user", async () => {
+    const { renderGuardProgram, renderSwitchLauncher } = await import("../components/nodeScript");
     const { nodeScriptParams } = await import("../components/nodeCommand");
     const s = resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" });
     for (const [i, node] of settings.nodes.entries()) {
       const run = node.user === "root" ? "bash -s" : "sudo -n bash -s";
       const params = nodeScriptParams(s, node);
       for (const [cmd, program] of [
-        [commands()[i], renderNodeProgram(params)],
+        [commands()[i], renderSwitchLauncher(params)],
         [guards()[i], renderGuardProgram(params)],
       ] as const) {
         assert.equal(cmd.inputs.create, `${run} create`);
@@ -232,6 +237,7 @@ describe("render equals what the component registers", () => {
       "ServiceAccount/node-local-dns",
       "Service/kube-dns-upstream",
       "ConfigMap/node-local-dns",
+      "ConfigMap/node-local-dns-node-program",
       "DaemonSet/node-local-dns",
       "Service/node-local-dns",
     ]);
@@ -242,7 +248,7 @@ describe("render equals what the component registers", () => {
     const files = renderStack(resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" }));
     const content = (path: string) => files.find((f) => f.path === path)?.content;
     for (const [i, node] of settings.nodes.entries()) {
-      assert.equal(content(`nodes/${node.name}/program.bash`), commands()[i].inputs.stdin);
+      assert.equal(content(`nodes/${node.name}/switch.bash`), commands()[i].inputs.stdin);
       assert.equal(content(`nodes/${node.name}/guard.bash`), guards()[i].inputs.stdin);
       const lines = content(`nodes/${node.name}/commands.txt`) ?? "";
       for (const action of ["create", "update", "delete"]) {

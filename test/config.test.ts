@@ -605,6 +605,10 @@ describe("discover and ssh.knownHosts", () => {
     assert.equal(settings.nodes[0]!.port, 2222);
     assert.deepEqual(warnings, [], "unpinned keys are counted once the Nodes are known");
     assert.deepEqual(problems(values), ["nodelocaldns:nodes[0].host: is required"]);
+    // `discover: null` is discovery off, as when the key is absent: host stays required.
+    assert.deepEqual(problems({ ...values, discover: null }), [
+      "nodelocaldns:nodes[0].host: is required",
+    ]);
   });
 
   it("pins nodes and the bastion from known_hosts: a node's own key first, ssh.hostKey last", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { DELIVERED_NODE_PROGRAM } from "../components/nodeScript";
 import { renderCorefile } from "../components/corefile";
 import { KubernetesObject, nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { renderStack } from "../components/render";
@@ -117,6 +118,11 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
                 { mountPath: "/run/xtables.lock", name: "xtables-lock" },
                 { name: "config-volume", mountPath: "/etc/coredns" },
                 { name: "kube-dns-config", mountPath: "/etc/kube-dns" },
+                {
+                  name: "node-program",
+                  mountPath: "/etc/nodelocaldns/node-program",
+                  readOnly: true,
+                },
               ],
             },
           ],
@@ -132,6 +138,10 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
                 name: "node-local-dns",
                 items: [{ key: "Corefile", path: "Corefile.base" }],
               },
+            },
+            {
+              name: "node-program",
+              configMap: { name: "node-local-dns-node-program", defaultMode: 0o400 },
             },
           ],
         },
@@ -213,6 +223,16 @@ describe("nodeLocalDnsObjects", () => {
       metadata: { name: "node-local-dns", namespace: "kube-system", labels: RECONCILE },
       data: { Corefile: renderCorefile(s) },
     });
+    assert.deepEqual(o.nodeProgramConfigMap, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "node-local-dns-node-program",
+        namespace: "kube-system",
+        labels: RECONCILE,
+      },
+      data: { "node-program.bash": DELIVERED_NODE_PROGRAM },
+    });
     assert.deepEqual(
       o.daemonSet,
       expectedDaemonSet({
@@ -245,7 +265,7 @@ describe("nodeLocalDnsObjects", () => {
     ];
     const ipvs = renderStack(resolvedSettings({ kubeProxyMode: "ipvs", nodes }));
     assert.ok(
-      ipvs.some((file) => file.path.endsWith("program.bash")),
+      ipvs.some((file) => file.path.endsWith("/switch.bash")),
       "node programs rendered",
     );
     for (const kubeProxyMode of ["iptables", "nftables"] as const) {
@@ -317,20 +337,22 @@ describe("nodeLocalDnsObjects", () => {
     assert.deepEqual(nonJsonPaths(nodeLocalDnsObjects(s)), []);
   });
 
-  it("lists the objects in apply order: DaemonSet after kube-dns-upstream and the ConfigMap", () => {
+  it("lists the objects in apply order: DaemonSet after kube-dns-upstream and the ConfigMaps", () => {
     const o = nodeLocalDnsObjects(resolvedSettings());
     assert.deepEqual(o.all, [
       o.serviceAccount,
       o.upstreamService,
       o.configMap,
+      o.nodeProgramConfigMap,
       o.daemonSet,
       o.metricsService,
     ]);
     const ids = o.all.map((obj) => `${obj.kind}/${obj.metadata.name}`);
-    assert.equal(new Set(ids).size, 5);
+    assert.equal(new Set(ids).size, 6);
     const ds = ids.indexOf("DaemonSet/node-local-dns");
     assert.ok(ds > ids.indexOf("Service/kube-dns-upstream"));
     assert.ok(ds > ids.indexOf("ConfigMap/node-local-dns"));
+    assert.ok(ds > ids.indexOf("ConfigMap/node-local-dns-node-program"));
     assert.ok(ids.indexOf("ServiceAccount/node-local-dns") < ds);
   });
 
@@ -342,6 +364,7 @@ describe("nodeLocalDnsObjects", () => {
         ["v1", "ServiceAccount", "kube-system", "node-local-dns"],
         ["v1", "Service", "kube-system", "kube-dns-upstream"],
         ["v1", "ConfigMap", "kube-system", "node-local-dns"],
+        ["v1", "ConfigMap", "kube-system", "node-local-dns-node-program"],
         ["apps/v1", "DaemonSet", "kube-system", "node-local-dns"],
         ["v1", "Service", "kube-system", "node-local-dns"],
       ],

@@ -2,13 +2,20 @@
 // it waits for a cache that answers DNS, and for a kubelet that comes back healthy with the value
 // meant (else it undoes the step); it updates, adopts, repairs drift and reverts truthfully; it
 // refuses, changing nothing, when kubelet is down or a tool is missing; it makes no switch after
-// its SSH client is gone; and the revert guard reverts a switch Pulumi never recorded.
+// its SSH client is gone; the revert guard reverts a switch Pulumi never recorded; and the switch
+// launcher runs only the delivered program with its digest, and reverts without it.
 // Every DNS packet stays inside the node's own network namespace.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { renderNodeProgram } from "../components/nodeScript";
+import {
+  DELIVERED_NODE_PROGRAM,
+  DELIVERED_NODE_PROGRAM_SHA256,
+  renderNodeProgram,
+} from "../components/nodeScript";
+import { removePodDir, writeNodeProgramVolume } from "./support/kubeletVolume";
 import { SUPPORTED_LAYOUTS } from "./support/kubeletLayouts";
 import {
   KUBE_DNS_IP,
@@ -455,7 +462,10 @@ describe("the revert guard", { ...options, concurrency: NODES }, () => {
       // destroy: the switch's own delete never runs (its create was not recorded); the guard's does.
       const r = await n.guard("delete");
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /running the saved node program's revert/);
+      assert.match(
+        r.stdout,
+        /running the revert of the node program saved in \/var\/lib\/nodelocaldns/,
+      );
       assert.match(r.stdout, /reverted: cluster DNS 169\.254\.20\.10 -> 10\.96\.0\.10/);
       assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
       assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
@@ -472,6 +482,129 @@ describe("the revert guard", { ...options, concurrency: NODES }, () => {
       assert.match(r.stderr, /program is not a regular file owned by root; not running it/);
       await n.node.run(`chown root ${STATE_DIR}/program`);
       assert.equal((await n.run("delete")).code, 0);
+    }),
+  );
+});
+
+describe("the switch launcher", { ...options, concurrency: NODES }, () => {
+  const POD = "0b7a3c1e-5d2f-4e8a-9c6b-1a2b3c4d5e6f";
+  const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 12);
+
+  it("runs the program kubelet delivered, with the digest it carries", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      const created = await n.launch("create");
+      assert.equal(created.code, 0, created.stderr);
+      assert.match(created.stdout, /switched: cluster DNS 10\.96\.0\.10 -> 169\.254\.20\.10/);
+      assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+      const checked = await n.launch("check");
+      assert.equal(checked.code, 0, checked.stderr);
+      assert.match(checked.stdout, /check: create would do nothing: already switched/);
+      const deleted = await n.launch("delete");
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+      assert.equal(await n.state(), undefined);
+    }),
+  );
+
+  it("refuses a delivered program with another digest, naming it, nothing changed", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      const edited = `${DELIVERED_NODE_PROGRAM}echo edited on the node\n`;
+      await writeNodeProgramVolume(n.node, { podUid: POD, program: edited });
+      const before = await n.kubelet();
+      const r = await n.launch("create", { params: { readyTimeoutSeconds: 2 } });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stdout,
+        /waiting for the node program [0-9a-f]{12} in the node-program volume/,
+      );
+      assert.ok(
+        r.stderr.includes(
+          `no node program with sha256 ${DELIVERED_NODE_PROGRAM_SHA256.slice(0, 12)} under ` +
+            "/var/lib/kubelet/pods/*/volumes/kubernetes.io~configmap/node-program/ after 2s " +
+            `(found: ${digest(edited)}); is this stack's node-local-dns pod running on this node?` +
+            " nothing changed",
+        ),
+        r.stderr,
+      );
+      assert.doesNotMatch(r.stdout + r.stderr, /edited on the node/);
+      assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+      assert.equal((await n.kubelet()).starts, before.starts);
+      assert.equal(await n.state(), undefined);
+    }),
+  );
+
+  it("waits for kubelet to write the volume (a pod starting, a ConfigMap update)", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      await writeNodeProgramVolume(n.node, { podUid: POD, program: "# an older program\n" });
+      const run = n.launch("create", { params: { readyTimeoutSeconds: 30 } });
+      await sleep(2000);
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      const r = await run;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /waiting for the node program/);
+      assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+      assert.equal((await n.launch("delete")).code, 0);
+    }),
+  );
+
+  it("reverts with the saved program when the delivered one is gone", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      assert.equal((await n.launch("create")).code, 0);
+      await removePodDir(n.node, POD);
+      const r = await n.launch("delete");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /running the revert of the node program saved in/);
+      assert.match(r.stdout, /reverted: cluster DNS 169\.254\.20\.10 -> 10\.96\.0\.10/);
+      assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+      assert.equal(await n.state(), undefined);
+      const again = await n.launch("delete");
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(
+        again.stdout,
+        /no saved node program in \/var\/lib\/nodelocaldns: nothing to revert/,
+      );
+    }),
+  );
+
+  it("looks under kubelet's --root-dir when kubelet runs with one", SCENARIO, () =>
+    pool.use(async (n) => {
+      await n.setCache("dns");
+      const flags = "/var/lib/kubelet/kubeadm-flags.env";
+      await n.setLayout({
+        ...KUBEADM.files,
+        [flags]: `KUBELET_KUBEADM_ARGS="--root-dir=/srv/kubelet-root"\n`,
+      });
+      // Under the default directory: not where this kubelet keeps its pods.
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      const missed = await n.launch("create", { params: { readyTimeoutSeconds: 1 } });
+      assert.equal(missed.code, 1, missed.stdout);
+      assert.match(missed.stderr, /under \/srv\/kubelet-root\/pods\/\*\/volumes\//);
+      await writeNodeProgramVolume(n.node, { podUid: POD, rootDir: "/srv/kubelet-root" });
+      const r = await n.launch("create");
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+      assert.equal((await n.launch("delete")).code, 0);
+      await n.node.run("rm -rf /srv/kubelet-root");
+    }),
+  );
+
+  it("refuses to forget a recorded switch that has no saved program", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      assert.equal((await n.launch("create")).code, 0);
+      await removePodDir(n.node, POD);
+      await n.node.run(`rm ${STATE_DIR}/program`);
+      for (const r of [await n.launch("delete"), await n.guard("delete")]) {
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stderr, /records a switch but holds no saved node program to revert it/);
+      }
+      assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+      assert.ok((await n.state())?.includes("record"));
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      assert.equal((await n.launch("delete")).code, 0);
+      assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
     }),
   );
 });

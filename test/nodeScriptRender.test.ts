@@ -7,11 +7,15 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
+import { createHash } from "node:crypto";
 import {
+  DELIVERED_NODE_PROGRAM,
+  DELIVERED_NODE_PROGRAM_SHA256,
   lockTimeoutSeconds,
   renderGuardProgram,
   renderNodeProgram,
   renderNodeScript,
+  renderSwitchLauncher,
   type NodeScriptParams,
 } from "../components/nodeScript";
 import { DEFAULTS } from "../components/settings";
@@ -54,7 +58,7 @@ function bashSyntaxCheck(text: string): void {
  */
 function bashValues(program: string): Record<string, string> {
   const head = program.slice(0, program.indexOf("\n# ----"));
-  const lines = head.split("\n").filter((l) => /^readonly [A-Z_]+=/.test(l));
+  const lines = head.split("\n").filter((l) => /^readonly [A-Z0-9_]+=/.test(l));
   const names = lines.map((l) => l.slice("readonly ".length, l.indexOf("=")));
   const result = spawnSync(
     "bash",
@@ -226,14 +230,57 @@ describe("renderNodeProgram", () => {
 });
 
 describe("renderGuardProgram", () => {
-  it("is a group with its two values that ends by calling guard_main", () => {
+  it("is a group with its values that ends by calling guard_main", () => {
     const guard = renderGuardProgram(DEFAULT_PARAMS);
     bashSyntaxCheck(guard);
     assert.ok(guard.endsWith('\nguard_main "$@"\n}\n'));
     assert.deepEqual(bashValues(guard), {
       NODE_NAME: "node-1",
       STATE_DIR: "/var/lib/nodelocaldns",
+      LAUNCHER_LOG_PREFIX: "nodelocaldns-guard",
     });
+  });
+});
+
+describe("the delivered program and the switch launcher", () => {
+  const launcher = renderSwitchLauncher(DEFAULT_PARAMS);
+
+  it("delivers the program with no node's values in it, and its digest", () => {
+    bashSyntaxCheck(DELIVERED_NODE_PROGRAM);
+    const body = renderNodeProgram(DEFAULT_PARAMS);
+    // The whole program is the same code: the delivered text's functions, in the same order.
+    const functions = (text: string) => text.match(/^[a-z_]+\(\) \{$/gm) ?? [];
+    assert.deepEqual(functions(DELIVERED_NODE_PROGRAM), functions(body));
+    assert.ok(functions(body).length > 50);
+    for (const value of ["node-1", "10.96.0.10", "/var/lib/nodelocaldns"]) {
+      assert.ok(!DELIVERED_NODE_PROGRAM.includes(value), value);
+    }
+    assert.equal(
+      DELIVERED_NODE_PROGRAM_SHA256,
+      createHash("sha256").update(DELIVERED_NODE_PROGRAM).digest("hex"),
+    );
+  });
+
+  it("sends the node's values and the digest, and none of the program", () => {
+    bashSyntaxCheck(launcher);
+    assert.deepEqual(bashValues(launcher), {
+      ...bashValues(renderNodeProgram(DEFAULT_PARAMS)),
+      PROGRAM_SHA256: DELIVERED_NODE_PROGRAM_SHA256,
+      PROGRAM_VOLUME: "node-program",
+      PROGRAM_FILE: "node-program.bash",
+      LAUNCHER_LOG_PREFIX: "nodelocaldns",
+    });
+    assert.ok(!launcher.includes("switch_fresh_node"));
+    assert.ok(
+      launcher.endsWith(
+        '\nlaunch "$@"\neval "${delivered_program}"\nunset delivered_program\nmain "$@"\n}\n',
+      ),
+    );
+  });
+
+  it("is a small fraction of the whole program", () => {
+    const whole = renderNodeProgram(DEFAULT_PARAMS).length;
+    assert.ok(launcher.length * 5 < whole, `${launcher.length} B of ${whole} B`);
   });
 });
 
@@ -259,7 +306,9 @@ describe("shellcheck", { skip: shellcheckSkip() }, () => {
     try {
       const files = {
         "program.bash": `#!/usr/bin/env bash\n${renderNodeProgram(DEFAULT_PARAMS)}`,
+        "switch.bash": `#!/usr/bin/env bash\n${renderSwitchLauncher(DEFAULT_PARAMS)}`,
         "guard.bash": `#!/usr/bin/env bash\n${renderGuardProgram(DEFAULT_PARAMS)}`,
+        "node-program.bash": `#!/usr/bin/env bash\n${DELIVERED_NODE_PROGRAM}`,
       };
       for (const [name, text] of Object.entries(files))
         fs.writeFileSync(path.join(dir, name), text);

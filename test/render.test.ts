@@ -38,7 +38,8 @@ const GOLDEN_DIR = path.join(__dirname, "golden", "dev");
 const GOLDEN_FILES = [
   "manifests.yaml",
   "rollout.txt",
-  "nodes/node-1/program.bash",
+  "node-program.bash",
+  "nodes/node-1/switch.bash",
   "nodes/node-1/guard.bash",
   "nodes/node-1/commands.txt",
 ];
@@ -78,13 +79,14 @@ describe("npm run render", () => {
     );
     assert.match(
       stdout,
-      /wrote 11 files to .* \(manifests\.yaml, rollout\.txt, 3 node directories\)/,
+      /wrote 12 files to .* \(manifests\.yaml, rollout\.txt, node-program\.bash, 3 node directories\)/,
     );
     assert.match(stdout, /\nrollout: 3 rounds \(batch sizes 1 x 3\)\n/);
     assert.deepEqual(listFiles(out), [
       "manifests.yaml",
+      "node-program.bash",
       ...["node-1", "node-2", "node-3"].flatMap((n) =>
-        ["commands.txt", "guard.bash", "program.bash"].map((f) => `nodes/${n}/${f}`),
+        ["commands.txt", "guard.bash", "switch.bash"].map((f) => `nodes/${n}/${f}`),
       ),
       "rollout.txt",
     ]);
@@ -96,9 +98,15 @@ describe("npm run render", () => {
     const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
     assert.deepEqual(
       docs.map((d) => d.get("kind")),
-      ["ServiceAccount", "Service", "ConfigMap", "DaemonSet", "Service"],
+      ["ServiceAccount", "Service", "ConfigMap", "ConfigMap", "DaemonSet", "Service"],
     );
-    for (const file of ["program.bash", "guard.bash"]) {
+    // The program file is the ConfigMap's, byte for byte.
+    assert.equal(
+      docs[3]!.getIn(["data", "node-program.bash"]),
+      fs.readFileSync(path.join(out, "node-program.bash"), "utf8"),
+    );
+    execFileSync("bash", ["-n", path.join(out, "node-program.bash")]);
+    for (const file of ["switch.bash", "guard.bash"]) {
       const script = path.join(out, "nodes/node-1", file);
       assert.equal(fs.statSync(script).mode & 0o777, 0o755);
       execFileSync("bash", ["-n", script]);
@@ -151,7 +159,7 @@ describe("npm run render", () => {
   it("answers --help and names an unknown flag", () => {
     const help = captureStdout(() => main(["--help"]));
     assert.equal(help.code, 0);
-    assert.match(help.text, /nodes\/<node>\/program\.bash/);
+    assert.match(help.text, /nodes\/<node>\/switch\.bash/);
     const bad = capture(() => main(["--stack", "dev", "--out", "x", "--bogus"]));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^render: Unknown option '--bogus'/);

@@ -138,7 +138,7 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
         assertSubset(doc, live, `${doc.kind}/${doc.metadata.name}`);
       }
       for (const n of cluster.nodes.slice(0, 2)) {
-        const program = fs.readFileSync(path.join(out, "nodes", n.name, "program.bash"), "utf8");
+        const program = fs.readFileSync(path.join(out, "nodes", n.name, "switch.bash"), "utf8");
         const recorded = switchInputs(n.name).stdin;
         assert.equal(recorded, program, `${n.name}: the program up ran is the one render writes`);
       }
@@ -268,7 +268,7 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
-    "destroy stops at a node whose revert fails, and keeps the DaemonSet and the ConfigMap",
+    "destroy stops at a node whose revert fails, and keeps the DaemonSet and the ConfigMaps",
     STEP,
     async () => {
       const n1 = cluster.nodes[0]!;
@@ -278,7 +278,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       const down = await ws.operation("destroy", STACK);
       assert.equal(down.ok, false);
       assert.match(down.error ?? "", /kubelet did not come back healthy after the change/);
-      for (const object of ["daemonsets/node-local-dns", "configmaps/node-local-dns"]) {
+      for (const object of [
+        "daemonsets/node-local-dns",
+        "configmaps/node-local-dns",
+        "configmaps/node-local-dns-node-program",
+      ]) {
         const apiGroup = object.startsWith("daemonsets") ? "/apis/apps/v1" : "/api/v1";
         const r = await cluster.controlPlane.api.get(
           `${apiGroup}/namespaces/kube-system/${object}`,
@@ -316,6 +320,7 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       for (const p of [
         "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns",
         "/api/v1/namespaces/kube-system/configmaps/node-local-dns",
+        "/api/v1/namespaces/kube-system/configmaps/node-local-dns-node-program",
         "/api/v1/namespaces/kube-system/services/kube-dns-upstream",
         "/api/v1/namespaces/kube-system/services/node-local-dns",
         "/api/v1/namespaces/kube-system/serviceaccounts/node-local-dns",

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   renderGuardProgram,
   renderNodeProgram,
+  renderSwitchLauncher,
   type NodeAction,
   type NodeScriptParams,
 } from "../../components/nodeScript";
@@ -70,6 +71,14 @@ export class ProgramNode {
   async run(action: NodeAction, options: RunOptions = {}): Promise<ExecResult> {
     const program = options.program ?? renderNodeProgram({ ...PARAMS, ...options.params });
     return this.send(action, program, options.user);
+  }
+
+  /**
+   * Runs the switch launcher over real OpenSSH, as the switch Command does: it loads the program
+   * kubelet delivered (see kubeletVolume.ts) and runs it.
+   */
+  async launch(action: NodeAction, options: RunOptions = {}): Promise<ExecResult> {
+    return this.send(action, renderSwitchLauncher({ ...PARAMS, ...options.params }), options.user);
   }
 
   /** Runs the revert guard over real OpenSSH, as the guard Command does. */

@@ -4,13 +4,19 @@
 // kube-dns stand-in on the ClusterIP. A pod runner plays kubelet for the node-local-dns
 // DaemonSet: while the DaemonSet exists it runs the cache (the node-cache stand-in) on every
 // node with the ConfigMap and args the API server holds, restarts it when they change, and stops
-// it when the DaemonSet is deleted. Every DNS packet stays inside a node's own namespace.
+// it when the DaemonSet is deleted. Like kubelet, it also writes the pod's node-program volume
+// (the ConfigMap node-local-dns-node-program) on the node, updates it in place when the
+// ConfigMap changes, and removes the pod's directory with the pod. Every DNS packet stays inside
+// a node's own namespace.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { NODE_PROGRAM_DELIVERY } from "../../../components/nodeScript";
+import { removePodDir, writeNodeProgramVolume } from "../../support/kubeletVolume";
 import { KUBELET_LAYOUTS } from "../../support/systemdNode";
 import { ProgramNode, startProgramNode } from "../../support/programNode";
 import {
@@ -37,6 +43,8 @@ export interface ClusterNode {
   cache: NodeCache | undefined;
   /** What the running cache was started from (uid, args, Corefile). */
   cacheKey: string;
+  /** The pod whose node-program volume is on the node, and the program written there. */
+  programPod: { uid: string; program: string } | undefined;
 }
 
 interface DaemonSet {
@@ -90,7 +98,16 @@ export class E2eCluster {
     // The Node advertises the loopback address its sshd is forwarded on: discovery dials it.
     await this.controlPlane.createNode(name, host);
     await this.controlPlane.waitForNodeReady(name, 60_000);
-    this.nodes.push({ name, program, host, port, kubeDns, cache: undefined, cacheKey: "" });
+    this.nodes.push({
+      name,
+      program,
+      host,
+      port,
+      kubeDns,
+      cache: undefined,
+      cacheKey: "",
+      programPod: undefined,
+    });
   }
 
   /** A machine gone for good: its Node deleted from the API server, the machine stopped. */
@@ -145,10 +162,14 @@ export class E2eCluster {
     const api = this.controlPlane.api;
     const ds = await api.get<DaemonSet>(DS_PATH);
     if (ds.status === 404) {
-      for (const node of this.nodes) await this.stopCache(node);
+      for (const node of this.nodes) {
+        await this.stopCache(node);
+        await this.removeProgramVolume(node);
+      }
       return;
     }
     const daemonSet = expectOk(ds, "get DaemonSet");
+    await this.syncProgramVolumes(daemonSet.metadata.uid);
     const cm = await api.get<{ data: { Corefile: string } }>(`${NS}/configmaps/node-local-dns`);
     const upstream = await api.get<{ spec: { clusterIP: string } }>(
       `${NS}/services/kube-dns-upstream`,
@@ -168,6 +189,30 @@ export class E2eCluster {
       });
       node.cacheKey = key;
     }
+  }
+
+  /** kubelet's part for the node-program volume: written at pod start, updated in place. */
+  private async syncProgramVolumes(daemonSetUid: string): Promise<void> {
+    const cm = await this.controlPlane.api.get<{ data: Record<string, string> }>(
+      `${NS}/configmaps/${NODE_PROGRAM_DELIVERY.configMap}`,
+    );
+    if (cm.status !== 200) return; // kubelet would keep the pod from starting
+    const program = cm.body.data[NODE_PROGRAM_DELIVERY.file] ?? "";
+    for (const node of this.nodes) {
+      const uid = podUid(daemonSetUid, node.name);
+      if (node.programPod?.uid === uid && node.programPod.program === program) continue;
+      if (node.programPod !== undefined && node.programPod.uid !== uid) {
+        await this.removeProgramVolume(node);
+      }
+      await writeNodeProgramVolume(node.program.node, { podUid: uid, program });
+      node.programPod = { uid, program };
+    }
+  }
+
+  private async removeProgramVolume(node: ClusterNode): Promise<void> {
+    if (node.programPod === undefined) return;
+    await removePodDir(node.program.node, node.programPod.uid);
+    node.programPod = undefined;
   }
 
   private async stopCache(node: ClusterNode): Promise<void> {
@@ -218,4 +263,16 @@ function canConnect(host: string, port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
+}
+
+/** A pod UID for the DaemonSet's pod on a node, stable while the DaemonSet is the same object. */
+function podUid(daemonSetUid: string, nodeName: string): string {
+  const hex = createHash("sha256").update(`${daemonSetUid}/${nodeName}`).digest("hex");
+  return [
+    hex.slice(0, 8),
+    hex.slice(8, 12),
+    hex.slice(12, 16),
+    hex.slice(16, 20),
+    hex.slice(20, 32),
+  ].join("-");
 }

@@ -4,6 +4,58 @@ exec </dev/null
 # saved in /var/lib/nodelocaldns (if any) to revert what it recorded. Run as root: bash -s delete
 readonly NODE_NAME=node-1
 readonly STATE_DIR=/var/lib/nodelocaldns
+readonly LAUNCHER_LOG_PREFIX=nodelocaldns-guard
+# ------------------------------------------------------------------------------------------------
+# Reverting with the program copy the last switch saved
+#
+# Every switch saves a runnable copy of the node program, with this node's values, in
+# STATE_DIR/program before it changes anything (see save_program_copy). A revert can always run
+# that copy: it is the code that made the switch, and it needs nothing from the cluster. The revert
+# guard does only this; the switch's launcher does it when the delivered program is not there.
+# ------------------------------------------------------------------------------------------------
+
+# LAUNCHER_LOG_PREFIX names who speaks: nodelocaldns (the switch) or nodelocaldns-guard.
+launcher_log() {
+  printf '%s[%s]: %s\n' "${LAUNCHER_LOG_PREFIX}" "${NODE_NAME}" "$*"
+}
+
+launcher_fail() {
+  printf '%s[%s]: error: %s\n' "${LAUNCHER_LOG_PREFIX}" "${NODE_NAME}" "$*" >&2
+  exit 1
+}
+
+# The saved program runs as root: only if root alone can have written it.
+check_saved_program() {
+  local path=$1
+  local details
+  details=$(stat -c '%F:%u:%a' -- "${STATE_DIR}")
+  if [[ -L ${STATE_DIR} || ${details} != directory:0:700 ]]; then
+    launcher_fail "${STATE_DIR} is not a root-owned 0700 directory (${details});" \
+      "not running ${path}"
+  fi
+  details=$(stat -c '%F:%u' -- "${path}")
+  if [[ -L ${path} || ${details} != 'regular file:0' ]]; then
+    launcher_fail "${path} is not a regular file owned by root; not running it"
+  fi
+}
+
+# Runs the saved copy's delete. No copy: nothing was switched, unless a record says otherwise (a
+# switch made by a version of this program that saved no copy), which is refused, not skipped.
+revert_with_saved_program() {
+  local program=${STATE_DIR}/program
+  if [[ ! -e ${program} && ! -L ${program} ]]; then
+    if [[ -e ${STATE_DIR}/record || -e ${STATE_DIR}/original-dns ]]; then
+      launcher_fail "${STATE_DIR} records a switch but holds no saved node program to revert it;" \
+        "run \`pulumi up\` once (it saves one), or revert by hand; nothing changed"
+    fi
+    launcher_log "no saved node program in ${STATE_DIR}: nothing to revert"
+    return 0
+  fi
+  check_saved_program "${program}"
+  launcher_log "running the revert of the node program saved in ${STATE_DIR}"
+  bash "${program}" delete
+}
+
 # ------------------------------------------------------------------------------------------------
 # The revert guard
 #
@@ -15,46 +67,16 @@ readonly STATE_DIR=/var/lib/nodelocaldns
 # reverts whatever the node's record says. With no record there is nothing to do.
 # ------------------------------------------------------------------------------------------------
 
-guard_log() {
-  printf 'nodelocaldns-guard[%s]: %s\n' "${NODE_NAME}" "$*"
-}
-
-guard_fail() {
-  printf 'nodelocaldns-guard[%s]: error: %s\n' "${NODE_NAME}" "$*" >&2
-  exit 1
-}
-
-# The saved program runs as root: only if root alone can have written it.
-check_saved_program() {
-  local path=$1
-  local details
-  details=$(stat -c '%F:%u:%a' -- "${STATE_DIR}")
-  if [[ -L ${STATE_DIR} || ${details} != directory:0:700 ]]; then
-    guard_fail "${STATE_DIR} is not a root-owned 0700 directory (${details}); not running ${path}"
-  fi
-  details=$(stat -c '%F:%u' -- "${path}")
-  if [[ -L ${path} || ${details} != 'regular file:0' ]]; then
-    guard_fail "${path} is not a regular file owned by root; not running it"
-  fi
-}
-
 guard_main() {
   local action=${1-}
-  local program=${STATE_DIR}/program
   set -euo pipefail
   export LC_ALL=C
   case ${action} in
     create | update)
-      guard_log "in place: on destroy it reverts whatever a switch recorded in ${STATE_DIR}"
+      launcher_log "in place: on destroy it reverts whatever a switch recorded in ${STATE_DIR}"
       ;;
     delete)
-      if [[ ! -e ${program} && ! -L ${program} ]]; then
-        guard_log "no saved node program in ${STATE_DIR}: nothing to revert"
-        return 0
-      fi
-      check_saved_program "${program}"
-      guard_log "running the saved node program's revert"
-      bash "${program}" delete
+      revert_with_saved_program
       ;;
     *)
       printf 'usage: bash -s create|update|delete < guard\n' >&2

@@ -1,27 +1,19 @@
-{
-exec </dev/null
-# nodelocaldns node program for node node-1
-#
-# Points this node's kubelet at the node-local DNS cache (create, update), puts it back
-# (delete), or says what create would do (check). Run it as root:
-#   bash -s create < program      (update, delete, check likewise)
-# While switched it keeps /var/lib/nodelocaldns (mode 0700): the record of the switch, the kubelet
-# file's original bytes, a copy of this program for the revert guard, and a lock. A revert
-# removes it. Source: components/nodeProgram/*.bash in the nodelocaldns project.
-#
-# This node's values (validated by the stack's config parser):
-bash_variables_at_start=$(compgen -v)
-readonly NODE_NAME=node-1
-readonly LOCAL_DNS_IP=169.254.20.10
-readonly CLUSTER_DNS_IP=10.96.0.10
-readonly FALLBACK_TO_KUBE_DNS=no
-readonly CLUSTER_DOMAIN=cluster.local
-readonly STATE_DIR=/var/lib/nodelocaldns
-readonly KUBELET_PATH=''
-readonly KUBELET_FORMAT=auto
-readonly READY_TIMEOUT_SECONDS=120
-readonly KUBELET_TIMEOUT_SECONDS=60
-readonly LOCK_TIMEOUT_SECONDS=270
+# nodelocaldns node program, delivered to every node through the ConfigMap
+# node-local-dns-node-program. It holds no node's values and does nothing by itself:
+# each node's switch launcher sets them, checks this text's sha256 and loads it.
+# Source: components/nodeProgram/*.bash in the nodelocaldns project.
+: "${bash_variables_at_start?set by the launcher}"
+: "${NODE_NAME?set by the launcher}"
+: "${LOCAL_DNS_IP?set by the launcher}"
+: "${CLUSTER_DNS_IP?set by the launcher}"
+: "${FALLBACK_TO_KUBE_DNS?set by the launcher}"
+: "${CLUSTER_DOMAIN?set by the launcher}"
+: "${STATE_DIR?set by the launcher}"
+: "${KUBELET_PATH?set by the launcher}"
+: "${KUBELET_FORMAT?set by the launcher}"
+: "${READY_TIMEOUT_SECONDS?set by the launcher}"
+: "${KUBELET_TIMEOUT_SECONDS?set by the launcher}"
+: "${LOCK_TIMEOUT_SECONDS?set by the launcher}"
 # ------------------------------------------------------------------------------------------------
 # Output and failure
 #
@@ -2190,5 +2182,3 @@ main() {
   esac
 }
 
-main "$@"
-}

@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+# ------------------------------------------------------------------------------------------------
+# The switch's launcher: finds the node program the cluster delivered, checks it, loads it
+#
+# The node program (the rest of components/nodeProgram/) is too large to send to every node
+# through Pulumi: it is stored once, in the ConfigMap node-local-dns-node-program, which the
+# node-local-dns DaemonSet mounts. kubelet writes that volume on this node under
+#   <kubelet root dir>/pods/<pod uid>/volumes/kubernetes.io~configmap/<volume>/<file>
+# and keeps it up to date when the ConfigMap changes. This launcher carries the program's sha256:
+# it runs only a file with exactly that content, read once into memory, so a newer, older or
+# edited copy never runs. create, update and check wait for it (a pod that is starting, or kubelet
+# still refreshing the volume after an update), at most READY_TIMEOUT_SECONDS.
+#
+# delete never waits: it takes the delivered program if it is there, otherwise the copy the last
+# switch saved (saved.bash), which needs nothing from the cluster.
+# ------------------------------------------------------------------------------------------------
+
+readonly DEFAULT_KUBELET_ROOT_DIR=/var/lib/kubelet
+
+# The delivered program's text, once found and checked (see find_delivered_program).
+delivered_program=
+# What find_delivered_program saw, for the error message: files with another content.
+other_versions=
+
+# kubelet's --root-dir from the running kubelet's command line, else the default. Read from
+# /proc/<MainPID>/cmdline (NUL-separated); systemctl is bounded like everywhere in the program.
+kubelet_root_dir() {
+  local pid
+  local arg
+  local value_follows=no
+  pid=$(timeout -k 2 15 systemctl show --property=MainPID --value kubelet.service 2>/dev/null) ||
+    pid=0
+  if [[ ${pid} =~ ^[1-9][0-9]*$ && -r /proc/${pid}/cmdline ]]; then
+    while IFS= read -r -d '' arg; do
+      if [[ ${value_follows} == yes ]]; then
+        printf '%s\n' "${arg}"
+        return 0
+      fi
+      case ${arg} in
+        --root-dir=*)
+          printf '%s\n' "${arg#--root-dir=}"
+          return 0
+          ;;
+        --root-dir)
+          value_follows=yes
+          ;;
+      esac
+    done <"/proc/${pid}/cmdline"
+  fi
+  printf '%s\n' "${DEFAULT_KUBELET_ROOT_DIR}"
+}
+
+# Looks once through the pods' copies of the volume. Sets delivered_program and returns 0 when
+# one has exactly PROGRAM_SHA256; otherwise lists the other contents in other_versions.
+find_delivered_program() {
+  local root_dir=$1
+  local candidate
+  local text
+  local digest
+  other_versions=
+  for candidate in "${root_dir}"/pods/*/volumes/kubernetes.io~configmap/"${PROGRAM_VOLUME}/${PROGRAM_FILE}"; do
+    if [[ ! -f ${candidate} ]]; then
+      continue
+    fi
+    # The trailing "." keeps the file's final newlines, which $( ) would strip.
+    text=$(cat -- "${candidate}" && printf .) || continue
+    text=${text%.}
+    digest=$(printf '%s' "${text}" | sha256sum)
+    digest=${digest%% *}
+    if [[ ${digest} == "${PROGRAM_SHA256}" ]]; then
+      delivered_program=${text}
+      return 0
+    fi
+    other_versions+=" ${digest:0:12}"
+  done
+  return 1
+}
+
+# Waits (bounded) until find_delivered_program succeeds; fails naming what it found instead.
+wait_for_delivered_program() {
+  local root_dir
+  local deadline
+  root_dir=$(kubelet_root_dir)
+  deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
+  if find_delivered_program "${root_dir}"; then
+    return 0
+  fi
+  launcher_log "waiting for the node program ${PROGRAM_SHA256:0:12} in the" \
+    "${PROGRAM_VOLUME} volume of this node's node-local-dns pod (${root_dir}/pods)"
+  while ((SECONDS < deadline)); do
+    sleep 1
+    if find_delivered_program "${root_dir}"; then
+      return 0
+    fi
+  done
+  launcher_fail "no node program with sha256 ${PROGRAM_SHA256:0:12} under" \
+    "${root_dir}/pods/*/volumes/kubernetes.io~configmap/${PROGRAM_VOLUME}/ after" \
+    "${READY_TIMEOUT_SECONDS}s (found:${other_versions:- none});" \
+    "is this stack's node-local-dns pod running on this node? nothing changed"
+}
+
+# The launcher's part of a run. For create, update and check: leaves the checked program text in
+# delivered_program, for the caller to load at the top level (declarations inside a function would
+# be local to it). For delete without a delivered program: reverts with the saved copy and exits.
+launch() {
+  local action=${1-}
+  set -euo pipefail
+  export LC_ALL=C
+  if ! command -v sha256sum >/dev/null 2>&1; then
+    launcher_fail "missing on this node: sha256sum (coreutils); nothing changed"
+  fi
+  case ${action} in
+    create | update | check)
+      wait_for_delivered_program
+      ;;
+    delete)
+      if ! find_delivered_program "$(kubelet_root_dir)"; then
+        revert_with_saved_program
+        exit 0
+      fi
+      ;;
+    *)
+      printf 'usage: bash -s create|update|delete|check < switch\n' >&2
+      exit 2
+      ;;
+  esac
+  set +euo pipefail
+}
