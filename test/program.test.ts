@@ -41,7 +41,7 @@ describe("the program on the dev stack", () => {
       "nodelocaldns-kubelet-node-2",
       "nodelocaldns-kubelet-node-3",
     ]);
-    assert.equal(regs.filter((r) => r.type.startsWith("kubernetes:")).length, 5);
+    assert.equal(regs.filter((r) => r.type.startsWith("kubernetes:")).length, 6);
   });
 
   it("exports the addresses, the DaemonSet, the managed nodes and what to check", async () => {
