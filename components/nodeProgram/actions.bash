@@ -162,12 +162,14 @@ switch_fresh_node() {
       "only ${CLUSTER_DNS_IP} is replaced, the others stay"
   fi
   wait_for_cache
-  # The file is read again after the wait (up to readyTimeoutSeconds): what is recorded and
-  # rewritten is what is there now.
-  detect_dns_source
-  if [[ ${source_path} != "${before_source}" || ${effective_list} != "${before_list}" ]]; then
-    refuse "kubelet's cluster DNS changed while waiting for the cache" \
-      "(now ${effective_list:-none} from ${source_path:-nowhere})"
+  # After a wait (up to readyTimeoutSeconds) the source is found and read again: what is recorded
+  # and rewritten is what is there now. A cache that answered at once left no time for a change.
+  if [[ ${cache_waited} == yes ]]; then
+    detect_dns_source
+    if [[ ${source_path} != "${before_source}" || ${effective_list} != "${before_list}" ]]; then
+      refuse "kubelet's cluster DNS changed while waiting for the cache" \
+        "(now ${effective_list:-none} from ${source_path:-nowhere})"
+    fi
   fi
   build_new_content "${intended}"
   # Nothing is written on the node before this point; the client may have left during the wait.

@@ -74,12 +74,16 @@ probe_cache() {
   esac
 }
 
+# "yes" once wait_for_cache had to wait: the cache did not answer its first query.
+cache_waited=no
+
 # Waits up to READY_TIMEOUT_SECONDS for the cache, telling the client every few seconds (which
 # also notices a client that went away: see ensure_client_connected).
 wait_for_cache() {
   local deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
   local next_report=$((SECONDS + 5))
   while ! probe_cache; do
+    cache_waited=yes
     if ((SECONDS >= deadline)); then
       refuse "the cache is not ready after ${READY_TIMEOUT_SECONDS}s: ${dns_probe_result};" \
         "kubelet left unchanged"
