@@ -690,7 +690,9 @@ restart_kubelet_and_wait() {
     if ((SECONDS >= deadline)); then
       break
     fi
-    sleep 0.5
+    # A short pause: kubelet is usually healthy within a second, and each check costs two
+    # `systemctl show` calls of its own.
+    sleep 0.2
   done
   log "kubelet not healthy after ${KUBELET_TIMEOUT_SECONDS}s: ${why}"
   return 1
@@ -1513,12 +1515,16 @@ probe_cache() {
   esac
 }
 
+# "yes" once wait_for_cache had to wait: the cache did not answer its first query.
+cache_waited=no
+
 # Waits up to READY_TIMEOUT_SECONDS for the cache, telling the client every few seconds (which
 # also notices a client that went away: see ensure_client_connected).
 wait_for_cache() {
   local deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
   local next_report=$((SECONDS + 5))
   while ! probe_cache; do
+    cache_waited=yes
     if ((SECONDS >= deadline)); then
       refuse "the cache is not ready after ${READY_TIMEOUT_SECONDS}s: ${dns_probe_result};" \
         "kubelet left unchanged"
@@ -1926,12 +1932,14 @@ switch_fresh_node() {
       "only ${CLUSTER_DNS_IP} is replaced, the others stay"
   fi
   wait_for_cache
-  # The file is read again after the wait (up to readyTimeoutSeconds): what is recorded and
-  # rewritten is what is there now.
-  detect_dns_source
-  if [[ ${source_path} != "${before_source}" || ${effective_list} != "${before_list}" ]]; then
-    refuse "kubelet's cluster DNS changed while waiting for the cache" \
-      "(now ${effective_list:-none} from ${source_path:-nowhere})"
+  # After a wait (up to readyTimeoutSeconds) the source is found and read again: what is recorded
+  # and rewritten is what is there now. A cache that answered at once left no time for a change.
+  if [[ ${cache_waited} == yes ]]; then
+    detect_dns_source
+    if [[ ${source_path} != "${before_source}" || ${effective_list} != "${before_list}" ]]; then
+      refuse "kubelet's cluster DNS changed while waiting for the cache" \
+        "(now ${effective_list:-none} from ${source_path:-nowhere})"
+    fi
   fi
   build_new_content "${intended}"
   # Nothing is written on the node before this point; the client may have left during the wait.
