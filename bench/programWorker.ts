@@ -70,8 +70,8 @@ async function main(argv: string[]): Promise<WorkerResult> {
   await runtime.waitForRPCs();
   const end = performance.now();
 
-  // The component, the provider, five objects, and a guard and a switch per node.
-  const expected = 2 * nodes + 7;
+  // The component, the provider, six objects, and a guard and a switch per node.
+  const expected = 2 * nodes + 8;
   if (registrations !== expected) {
     throw new Error(`${mode}: ${registrations} registrations, expected ${expected}`);
   }

@@ -91,9 +91,13 @@ export function main(argv: string[]): number {
       args.out,
       nodes.map((n) => n.name),
     );
+    const made = new Set<string>();
     for (const file of files) {
       const target = path.join(args.out, file.path);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
+      const dir = path.dirname(target);
+      // Once per directory: a thousand nodes write three files each.
+      if (!made.has(dir)) fs.mkdirSync(dir, { recursive: true });
+      made.add(dir);
       fs.writeFileSync(target, file.content, { mode: file.mode });
       fs.chmodSync(target, file.mode);
     }
