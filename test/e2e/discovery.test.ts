@@ -1,7 +1,8 @@
 // Discovery through the real engine and a real API server: the fleet is the cluster's Nodes
 // (their InternalIP is each test node's loopback address, where its sshd is forwarded), selected
 // by a label, host keys pinned from ssh.knownHosts. The scenarios run in order on one stack, as a
-// fleet's days would: nodes join, one is relabelled out, one machine goes away for good.
+// fleet's days would: nodes join, one is relabelled out, one machine goes away for good and comes
+// back reimaged under the same name.
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -129,14 +130,50 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     assert.deepEqual(managed, [n3.name]);
   });
 
-  it("the next up drops them from state; destroy reverts the rest", STEP, async () => {
-    const up = await ws.operation("up", STACK);
-    assert.ok(up.ok, up.error ?? up.log);
-    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
-    assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`kubelet-${n2.name}`));
+  it(
+    "the machine rejoins under its name and address, reimaged, before the retired Commands go: up switches it",
+    STEP,
+    async () => {
+      // A fresh OS on the old address: kubelet on kube-dns, no state, a new host key.
+      const rejoined = await cluster.addNode(n2.name, 2, n2.port);
+      await label(rejoined, "on");
+      await setKnownHosts({});
+      // Each test machine has an SSH key of its own: the new one goes where the old one was
+      // (nodes[1], this name's entry since `before`).
+      const key = fs.readFileSync(rejoined.program.node.privateKeyPath, "utf8");
+      ok(await ws.cli(["config", "set", "--secret", "--path", "nodes[1].privateKey"], key));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      // The retired switch and guard are declared again with the same triggers: an update, which
+      // runs `update` on the node; the launcher switches a node that uses kube-dns.
+      assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+      assert.deepEqual(await dnsOf(rejoined), [LOCAL_DNS_IP]);
+      const managed = (up.outputs?.managedNodes as { name: string }[]).map((m) => m.name).sort();
+      assert.deepEqual(managed, [n2.name, n3.name]);
+      n2 = rejoined;
+    },
+  );
+
+  it(
+    "another machine gone: retired, and the next up drops its Commands from state",
+    STEP,
+    async () => {
+      await cluster.removeNode(n3.name);
+      const retire = await ws.operation("up", STACK);
+      assert.ok(retire.ok, retire.error ?? retire.log);
+      assert.equal(retire.summary?.resourceChanges?.update, 2, JSON.stringify(retire.summary));
+      assert.doesNotMatch(retire.log, /Dial \d+\/\d+ failed/);
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+      assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`kubelet-${n3.name}`));
+    },
+  );
+
+  it("destroy reverts the rest, the rejoined machine included", STEP, async () => {
     const down = await ws.operation("destroy", STACK);
     assert.ok(down.ok, down.error ?? down.log);
-    assert.deepEqual(await dnsOf(n3), [KUBE_DNS_IP]);
+    assert.deepEqual(await dnsOf(n2), [KUBE_DNS_IP]);
   });
 });
 

@@ -80,9 +80,13 @@ export class E2eCluster {
     }
   }
 
-  private async addNode(name: string, index: number): Promise<void> {
+  /**
+   * A kubeadm-layout machine joins as Node `name`, reachable on 127.0.0.<10 + index>:port (a free
+   * port unless given: a machine rejoining on its old address). Returns it, also in `nodes`.
+   */
+  async addNode(name: string, index: number, sshPort?: number): Promise<ClusterNode> {
     const host = `127.0.0.${10 + index}`;
-    const port = await freePort(host);
+    const port = sshPort ?? (await freePort(host));
     const program = await startProgramNode(
       KUBELET_LAYOUTS.kubeadm.files as Record<string, string>,
       {
@@ -98,7 +102,7 @@ export class E2eCluster {
     // The Node advertises the loopback address its sshd is forwarded on: discovery dials it.
     await this.controlPlane.createNode(name, host);
     await this.controlPlane.waitForNodeReady(name, 60_000);
-    this.nodes.push({
+    const node: ClusterNode = {
       name,
       program,
       host,
@@ -107,7 +111,9 @@ export class E2eCluster {
       cache: undefined,
       cacheKey: "",
       programPod: undefined,
-    });
+    };
+    this.nodes.push(node);
+    return node;
   }
 
   /** A machine gone for good: its Node deleted from the API server, the machine stopped. */
