@@ -4,7 +4,7 @@
 // inline program because the nodejs language host cannot be built here (its Go module is not
 // served). The engine, the providers and the SDK are the real ones.
 //
-// argv[2]: JSON {op: "up" | "preview" | "destroy" | "refresh", stack, workDir, args?}
+// argv[2]: JSON {op: "up" | "preview" | "destroy" | "refresh", stack, workDir, args?, program?}
 // stdout: the engine's output as it comes, then one line "RESULT <json>".
 
 import * as path from "node:path";
@@ -16,6 +16,8 @@ interface Request {
   workDir: string;
   /** Extra options for the operation (e.g. {diff: true}). */
   args?: Record<string, unknown>;
+  /** Another program module (an absolute path) instead of the project's index.ts: the bench's floor. */
+  program?: string;
 }
 
 async function main(): Promise<void> {
@@ -25,7 +27,9 @@ async function main(): Promise<void> {
       stackName: request.stack,
       projectName: "nodelocaldns",
       // The project's own program: index.ts, loaded now, inside the engine's run.
-      program: async () => ({ ...(await import(path.join(request.workDir, "index.ts"))) }),
+      program: async () => ({
+        ...(await import(request.program ?? path.join(request.workDir, "index.ts"))),
+      }),
     },
     { workDir: request.workDir },
   );

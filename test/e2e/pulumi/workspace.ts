@@ -95,13 +95,17 @@ export class PulumiWorkspace {
     return run(process.execPath, ["--import", "tsx", cli, ...options, ...args], ROOT, this.env);
   }
 
-  /** One operation through the Automation API (runner.ts), in its own process. */
+  /**
+   * One operation through the Automation API (runner.ts), in its own process; `program`: another
+   * program module than the project's index.ts (an absolute path).
+   */
   async operation(
     op: "up" | "preview" | "destroy" | "refresh",
     stack: string,
     args: Record<string, unknown> = {},
+    program?: string,
   ): Promise<OperationResult> {
-    const request = JSON.stringify({ op, stack, workDir: this.projectDir, args });
+    const request = JSON.stringify({ op, stack, workDir: this.projectDir, args, program });
     const r = await run(
       process.execPath,
       ["--import", "tsx", path.join(__dirname, "runner.ts"), request],

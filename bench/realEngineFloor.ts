@@ -1,0 +1,72 @@
+// The floor of the real-engine section (bench/realEngine.ts): a Pulumi program that registers the
+// same resource graph as index.ts for the same stack config (the six objects, the command
+// provider, a guard and a switch per node with the same options, the switches in the same
+// rounds), whose Commands do nothing on the node: `true`, no stdin. What it costs is the engine,
+// the providers, the DaemonSet's readiness wait and one SSH session per Command; what ours costs
+// beyond it is the node program's work and the kubelet restarts.
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { nodeLocalDnsObjects, parseSettings, rawConfigFromEngine } from "../components";
+import { nodeConnection } from "../components/nodeCommand";
+import { planRollout } from "../components/rollout";
+
+const runtime = pulumi.runtime as unknown as { isConfigSecret(key: string): boolean };
+const { settings } = parseSettings(
+  rawConfigFromEngine(pulumi.runtime.allConfig(), runtime.isConfigSecret),
+);
+if (settings.clusterDnsIp === undefined) throw new Error("the floor needs clusterDnsIp in config");
+const objects = nodeLocalDnsObjects({ ...settings, clusterDnsIp: settings.clusterDnsIp });
+/** An object's fields without apiVersion and kind, as the component registers them. */
+const o = Object.fromEntries(
+  Object.entries(objects).map(([name, obj]) => [
+    name,
+    Object.fromEntries(Object.entries(obj).filter(([k]) => k !== "apiVersion" && k !== "kind")),
+  ]),
+) as Record<Exclude<keyof typeof objects, "all">, never>;
+
+class Floor extends pulumi.ComponentResource {
+  constructor(name: string) {
+    super("nodelocaldns:index:NodeLocalDns", name, {});
+    const fixed = { parent: this, deleteBeforeReplace: true };
+    const provider = new command.Provider(`${name}-command`, {}, { parent: this });
+    const sa = new k8s.core.v1.ServiceAccount(`${name}-service-account`, o.serviceAccount, fixed);
+    const upstream = new k8s.core.v1.Service(`${name}-kube-dns-upstream`, o.upstreamService, fixed);
+    const corefile = new k8s.core.v1.ConfigMap(`${name}-corefile`, o.configMap, fixed);
+    const program = new k8s.core.v1.ConfigMap(
+      `${name}-node-program`,
+      o.nodeProgramConfigMap,
+      fixed,
+    );
+    const ds = new k8s.apps.v1.DaemonSet(`${name}-daemonset`, o.daemonSet, {
+      ...fixed,
+      dependsOn: [sa, upstream, corefile, program],
+    });
+    new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, fixed);
+    let previous: command.remote.Command[] = [];
+    for (const batch of planRollout(settings.nodes, settings.rollout)) {
+      previous = batch.map((node) => {
+        const args = {
+          connection: pulumi.secret(nodeConnection(node)),
+          create: "true",
+          update: "true",
+          delete: "true",
+          triggers: [node.host, node.port, settings.stateDir],
+        };
+        const base = { parent: this, provider, deleteBeforeReplace: true };
+        const guard = new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, {
+          ...base,
+          dependsOn: [ds, corefile, program],
+        });
+        return new command.remote.Command(`${name}-kubelet-${node.name}`, args, {
+          ...base,
+          dependsOn: [ds, corefile, program, guard, ...previous],
+          replaceWith: [ds],
+        });
+      });
+    }
+    this.registerOutputs({});
+  }
+}
+
+new Floor("nodelocaldns");
