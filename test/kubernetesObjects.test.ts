@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DELIVERED_NODE_PROGRAM } from "../components/nodeScript";
+import { DELIVERED_NODE_PROGRAM, DELIVERED_NODE_PROGRAM_SHA256 } from "../components/nodeScript";
 import { renderCorefile } from "../components/corefile";
 import { KubernetesObject, nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { renderStack } from "../components/render";
@@ -335,6 +335,18 @@ describe("nodeLocalDnsObjects", () => {
     assert.deepEqual(podSpec(s).tolerations, [{ key: "a", operator: "Exists" }]);
     assert.deepEqual(nodeCache(s).resources, { requests: { cpu: "10m" } });
     assert.deepEqual(nonJsonPaths(nodeLocalDnsObjects(s)), []);
+  });
+
+  it("keeps the node program out of the DaemonSet: a new program changes only its ConfigMap", () => {
+    const o = nodeLocalDnsObjects(resolvedSettings());
+    const daemonSet = JSON.stringify(o.daemonSet);
+    // The pod template names the ConfigMap, never its content or digest, so a program change
+    // does not roll the node-cache pods.
+    assert.ok(daemonSet.includes('"name":"node-local-dns-node-program"'));
+    assert.ok(!daemonSet.includes(DELIVERED_NODE_PROGRAM_SHA256));
+    assert.ok(!daemonSet.includes(DELIVERED_NODE_PROGRAM.slice(0, 80)));
+    const others = o.all.filter((obj) => obj !== o.nodeProgramConfigMap);
+    assert.ok(others.every((obj) => !JSON.stringify(obj).includes("switch_fresh_node")));
   });
 
   it("lists the objects in apply order: DaemonSet after kube-dns-upstream and the ConfigMaps", () => {
