@@ -197,11 +197,12 @@ export function realEngineTables(r: RealEngineResult): {
   const downWithRestarts = floorDown.median + r.rounds * restart.median;
   const cp = summarize(r.checkpointBytes);
   const inputs = summarize(r.inputBytes);
-  const cpRatio = cp.max / inputs.min;
+  // The worst node: each node's checkpoint bytes over its own inputs.
+  const cpRatio = Math.max(...r.checkpointBytes.map((bytes, i) => bytes / r.inputBytes[i]!));
   const rows = [
     ["up", spread(oursUp, seconds), spread(floorUp, seconds), seconds(floorWithRestarts)],
     ["destroy", spread(oursDown, seconds), spread(floorDown, seconds), seconds(downWithRestarts)],
-  ].map(([op, ours, floor, goalBase]) => [op!, ours!, floor!, goalBase!]);
+  ];
   const markdown = [
     `${r.nodes} nodes (${r.rounds} rounds under the default rollout plan); the cluster and nodes ` +
       `took ${seconds(r.startMs)} to start, not counted. kubelet restart on a test node ` +
@@ -222,7 +223,7 @@ export function realEngineTables(r: RealEngineResult): {
     "",
     `Checkpoint per node (its switch and guard as the local backend stores them, inputs and ` +
       `outputs, the connection encrypted): ${spread(cp, (v) => `${v.toFixed(0)} B`)}; their inputs ` +
-      `alone: ${spread(inputs, (v) => `${v.toFixed(0)} B`)}; ratio ${ratio(cpRatio)} (goal ≤ ` +
+      `alone: ${spread(inputs, (v) => `${v.toFixed(0)} B`)}; ratio ${ratio(cpRatio)} on the worst node (goal ≤ ` +
       `${CHECKPOINT_GOAL}x, ${verdict(cpRatio <= CHECKPOINT_GOAL)}).`,
   ].join("\n");
   return {

@@ -5,7 +5,7 @@
 // the config parser validated them. The result is sent on stdin to `bash -s <action>`.
 //
 // How it reaches a node: the node program itself, with no value in it, is stored once in a
-// ConfigMap (deliveredNodeProgram) that the DaemonSet mounts, so kubelet puts it on every node.
+// ConfigMap (DELIVERED_NODE_PROGRAM) that the DaemonSet mounts, so kubelet puts it on every node.
 // What each node's switch Command sends is a short launcher (renderSwitchLauncher): the node's
 // values and the program's sha256, and code that runs only a delivered copy with that digest.
 // `npm run check`, which runs before anything is installed, sends the whole program
