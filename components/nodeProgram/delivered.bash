@@ -45,7 +45,7 @@ kubelet_root_dir() {
           value_follows=yes
           ;;
       esac
-    done <"/proc/${pid}/cmdline"
+    done 2>/dev/null <"/proc/${pid}/cmdline" || true
   fi
   printf '%s\n' "${DEFAULT_KUBELET_ROOT_DIR}"
 }

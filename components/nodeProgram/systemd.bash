@@ -55,9 +55,11 @@ read_kubelet_process() {
   if ((kubelet_pid == 0)); then
     return 0
   fi
+  # The process may exit between systemctl's answer and this read: then argv stays empty and
+  # the checks below say so (2>/dev/null first, so that it also silences the failed redirection).
   while IFS= read -r -d '' arg; do
     argv+=("${arg}")
-  done <"/proc/${kubelet_pid}/cmdline" || true
+  done 2>/dev/null <"/proc/${kubelet_pid}/cmdline" || true
   # hyperkube bundles kubelet as its first argument.
   if [[ ${argv[0]-} =~ (^|/)hyperkube$ && ${argv[1]-} == kubelet ]]; then
     argv=("${argv[@]:1}")

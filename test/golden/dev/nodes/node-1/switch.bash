@@ -25,7 +25,7 @@ readonly KUBELET_FORMAT=auto
 readonly READY_TIMEOUT_SECONDS=120
 readonly KUBELET_TIMEOUT_SECONDS=60
 readonly LOCK_TIMEOUT_SECONDS=270
-readonly PROGRAM_SHA256=c8a9e06ca1fd6da9aa828ae18b9c00111f2e0bda8e7e5d17b7d0505a2b613c2d
+readonly PROGRAM_SHA256=168e4a14cd9e7a89f70d3910ec695cf93d56f05e6b2020c4cc348d79acaf945c
 readonly PROGRAM_VOLUME=node-program
 readonly PROGRAM_FILE=node-program.bash
 readonly LAUNCHER_LOG_PREFIX=nodelocaldns
@@ -126,7 +126,7 @@ kubelet_root_dir() {
           value_follows=yes
           ;;
       esac
-    done <"/proc/${pid}/cmdline"
+    done 2>/dev/null <"/proc/${pid}/cmdline" || true
   fi
   printf '%s\n' "${DEFAULT_KUBELET_ROOT_DIR}"
 }
