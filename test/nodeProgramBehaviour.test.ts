@@ -576,8 +576,8 @@ describe("the switch launcher", { ...options, concurrency: NODES }, () => {
         ...KUBEADM.files,
         [flags]: `KUBELET_KUBEADM_ARGS="--root-dir=/srv/kubelet-root"\n`,
       });
-      // Under the default directory: not where this kubelet keeps its pods.
-      await writeNodeProgramVolume(n.node, { podUid: POD });
+      // Nowhere yet: after the default directory, the launcher looks where this kubelet keeps its
+      // pods, and names it.
       const missed = await n.launch("create", { params: { readyTimeoutSeconds: 1 } });
       assert.equal(missed.code, 1, missed.stdout);
       assert.match(missed.stderr, /under \/srv\/kubelet-root\/pods\/\*\/volumes\//);
@@ -586,7 +586,13 @@ describe("the switch launcher", { ...options, concurrency: NODES }, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
       assert.equal((await n.launch("delete")).code, 0);
+      // A copy with the right sha256 under the default directory is the program just as well: it
+      // is found first, without asking systemd for kubelet's root dir.
       await n.node.run("rm -rf /srv/kubelet-root");
+      await writeNodeProgramVolume(n.node, { podUid: POD });
+      const fromDefault = await n.launch("create");
+      assert.equal(fromDefault.code, 0, fromDefault.stderr);
+      assert.equal((await n.launch("delete")).code, 0);
     }),
   );
 

@@ -3,9 +3,11 @@
 # The actions: create and update switch kubelet to the cache, delete reverts it, check only looks
 # ------------------------------------------------------------------------------------------------
 
-# Prints the cluster DNS kubelet gets when its original list is $1: the kube-dns entry replaced by
-# the cache's address, or with fallbackToKubeDns by the cache's address and then kube-dns, which
-# pods ask when the cache does not answer. On a dual-stack list the entry of the other family stays.
+# Sets intended_list to the cluster DNS kubelet gets when its original list is $1: the kube-dns
+# entry replaced by the cache's address, or with fallbackToKubeDns by the cache's address and then
+# kube-dns, which pods ask when the cache does not answer. On a dual-stack list the entry of the
+# other family stays. (These helpers set a variable rather than print: $( ) would fork the shell.)
+intended_list=
 intended_list_for() {
   local original=$1
   local entry
@@ -21,7 +23,7 @@ intended_list_for() {
     fi
     out+=${out:+,}${entry}
   done
-  printf '%s' "${out}"
+  intended_list=${out}
 }
 
 # kubelet gives pods at most 3 nameservers (glibc's MAXNS) and drops the rest with only an event,
@@ -37,14 +39,15 @@ refuse_long_list() {
   fi
 }
 
-# Prints the list kubelet had before a switch that left list $1: the cache's address (and the
-# kube-dns entry right after it, a fallback) back to kube-dns.
+# Sets before_switch_list to the list kubelet had before a switch that left list $1: the cache's
+# address (and the kube-dns entry right after it, a fallback) back to kube-dns.
+before_switch_list=
 original_list_for() {
   local original=,$1,
   original=${original//,${LOCAL_DNS_IP},${CLUSTER_DNS_IP},/,${CLUSTER_DNS_IP},}
   original=${original//,${LOCAL_DNS_IP},/,${CLUSTER_DNS_IP},}
   original=${original#,}
-  printf '%s' "${original%,}"
+  before_switch_list=${original%,}
 }
 
 # Our drop-in for kubelet's --config-dir, holding only the cluster DNS ($1, comma-joined).
@@ -120,7 +123,8 @@ switch_recorded_node() {
     refuse "kubelet takes its cluster DNS from ${source_path} now, but the switch recorded" \
       "${record[source]}; revert it first"
   fi
-  intended=$(intended_list_for "${record[original_value]}")
+  intended_list_for "${record[original_value]}"
+  intended=${intended_list}
   if [[ ${effective_list} == "${intended}" ]]; then
     save_program_copy
     log "already switched: kubelet uses ${intended}; nothing to do, kubelet not restarted"
@@ -151,9 +155,10 @@ switch_fresh_node() {
   local original_content
   local before_source=${source_path}
   local before_list=${effective_list}
-  intended=$(intended_list_for "${effective_list}")
+  intended_list_for "${effective_list}"
+  intended=${intended_list}
   refuse_long_list "${intended}"
-  if [[ $(ip_family "${LOCAL_DNS_IP}") != "$(ip_family "${CLUSTER_DNS_IP}")" ]]; then
+  if ! same_ip_family "${LOCAL_DNS_IP}" "${CLUSTER_DNS_IP}"; then
     refuse "localDnsIp ${LOCAL_DNS_IP} and clusterDnsIp ${CLUSTER_DNS_IP}" \
       "are not of one address family"
   fi
@@ -198,7 +203,8 @@ adopt_switched_node() {
   local original_list
   local original_content
   local current
-  original_list=$(original_list_for "${effective_list}")
+  original_list_for "${effective_list}"
+  original_list=${before_switch_list}
   if [[ ${source_kind} == dropin || ${source_exists} != yes ]]; then
     refuse "kubelet uses ${effective_list} from ${source_path} with no record of a switch;" \
       "cannot tell what to revert to"
@@ -320,7 +326,8 @@ check_node() {
     refuse "check: create would refuse: kubelet is not running"
   fi
   if [[ -n ${record[phase]:-} ]]; then
-    intended=$(intended_list_for "${record[original_value]}")
+    intended_list_for "${record[original_value]}"
+    intended=${intended_list}
     if [[ ${effective_list} == "${intended}" ]]; then
       log "check: create would do nothing: already switched"
       return 0
@@ -336,7 +343,8 @@ check_node() {
     log "check: create would adopt the switch already there (no restart)"
     return 0
   elif list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
-    intended=$(intended_list_for "${effective_list}")
+    intended_list_for "${effective_list}"
+    intended=${intended_list}
     refuse_long_list "${intended}"
     log "check: create would switch ${effective_list} -> ${intended}" \
       "in ${source_path} (${source_kind}) and restart kubelet"

@@ -12,11 +12,17 @@ readonly IPV4_OCTET='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
 readonly IPV4_PATTERN="^(${IPV4_OCTET}\\.){3}${IPV4_OCTET}\$"
 readonly HEX_GROUP_PATTERN='^[0-9A-Fa-f]{1,4}$'
 
-# Prints the canonical form of an IPv4 or IPv6 address; fails for anything else.
+# The results of canonical_ip and canonical_ip_list. They set these instead of printing, so that
+# callers need no $( ): every command substitution forks the shell, and a switch runs these often.
+canonical_address=
+canonical_list=
+
+# Sets canonical_address to the canonical form of an IPv4 or IPv6 address; fails for anything else.
 canonical_ip() {
   local address=$1
+  canonical_address=
   if [[ ${address} =~ ${IPV4_PATTERN} ]]; then
-    printf '%s' "${address}"
+    canonical_address=${address}
     return 0
   fi
   if [[ ${address} != *:* || ${address} == *:::* || ${address} == *::*::* ]]; then
@@ -66,44 +72,41 @@ canonical_ip() {
       run_start=-1
     fi
   done
-  local text=
-  local joined
+  # "${groups[*]}" joins with the first character of IFS.
+  local IFS=:
   if ((best_start < 0)); then
-    joined=$(IFS=:; printf '%s' "${groups[*]}")
-    printf '%s' "${joined}"
+    canonical_address=${groups[*]}
     return 0
   fi
-  text=$(IFS=:; printf '%s' "${groups[*]:0:best_start}")
-  text+=::
-  text+=$(IFS=:; printf '%s' "${groups[*]:best_start+best_length}")
-  printf '%s' "${text}"
+  canonical_address=${groups[*]:0:best_start}::${groups[*]:best_start+best_length}
 }
 
-# "4" or "6".
-ip_family() {
+# True when addresses $1 and $2 are of one family (both IPv4 or both IPv6).
+same_ip_family() {
   if [[ $1 == *:* ]]; then
-    printf 6
+    [[ $2 == *:* ]]
   else
-    printf 4
+    [[ $2 != *:* ]]
   fi
 }
 
-# Prints a comma-separated list of IPs in canonical form; fails if an entry is not an IP.
+# Sets canonical_list to the comma-separated list $1 with each IP in canonical form; fails if an
+# entry is not an IP.
 canonical_ip_list() {
   local list=$1
   local -a entries=()
   local entry
-  local canonical
   local out=
+  canonical_list=
   IFS=, read -r -a entries <<<"${list}"
   if [[ -z ${list} || ${list} == *, || ${#entries[@]} -eq 0 ]]; then
     return 1
   fi
   for entry in "${entries[@]}"; do
-    canonical=$(canonical_ip "${entry}") || return 1
-    out+=${out:+,}${canonical}
+    canonical_ip "${entry}" || return 1
+    out+=${out:+,}${canonical_address}
   done
-  printf '%s' "${out}"
+  canonical_list=${out}
 }
 
 # True when the comma-separated list $1 holds the address $2.

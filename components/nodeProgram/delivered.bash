@@ -22,23 +22,26 @@ delivered_program=
 # What find_delivered_program saw, for the error message: files with another content.
 other_versions=
 
-# kubelet's --root-dir from the running kubelet's command line, else the default. Read from
-# /proc/<MainPID>/cmdline (NUL-separated); systemctl is bounded like everywhere in the program.
-kubelet_root_dir() {
+# Sets kubelet_root to kubelet's --root-dir from the running kubelet's command line, else the
+# default. Read from /proc/<MainPID>/cmdline (NUL-separated); systemctl is bounded like everywhere
+# in the program.
+kubelet_root=${DEFAULT_KUBELET_ROOT_DIR}
+read_kubelet_root_dir() {
   local pid
   local arg
   local value_follows=no
+  kubelet_root=${DEFAULT_KUBELET_ROOT_DIR}
   pid=$(timeout -k 2 15 systemctl show --property=MainPID --value kubelet.service 2>/dev/null) ||
     pid=0
   if [[ ${pid} =~ ^[1-9][0-9]*$ && -r /proc/${pid}/cmdline ]]; then
     while IFS= read -r -d '' arg; do
       if [[ ${value_follows} == yes ]]; then
-        printf '%s\n' "${arg}"
+        kubelet_root=${arg}
         return 0
       fi
       case ${arg} in
         --root-dir=*)
-          printf '%s\n' "${arg#--root-dir=}"
+          kubelet_root=${arg#--root-dir=}
           return 0
           ;;
         --root-dir)
@@ -47,7 +50,6 @@ kubelet_root_dir() {
       esac
     done 2>/dev/null <"/proc/${pid}/cmdline" || true
   fi
-  printf '%s\n' "${DEFAULT_KUBELET_ROOT_DIR}"
 }
 
 # Looks once through the pods' copies of the volume. Sets delivered_program and returns 0 when
@@ -62,9 +64,9 @@ find_delivered_program() {
     if [[ ! -f ${candidate} ]]; then
       continue
     fi
-    # The trailing "." keeps the file's final newlines, which $( ) would strip.
-    text=$(cat -- "${candidate}" && printf .) || continue
-    text=${text%.}
+    # Read once, whole (up to a NUL byte, which the program has none of), by bash itself.
+    text=
+    { IFS= read -r -d '' text <"${candidate}"; } 2>/dev/null || true
     digest=$(printf '%s' "${text}" | sha256sum)
     digest=${digest%% *}
     if [[ ${digest} == "${PROGRAM_SHA256}" ]]; then
@@ -76,25 +78,34 @@ find_delivered_program() {
   return 1
 }
 
-# Waits (bounded) until find_delivered_program succeeds; fails naming what it found instead.
+# find_delivered_program under the default root dir first, where nearly every kubelet keeps its
+# pods: a file with PROGRAM_SHA256 is the program wherever it is. Only without one there is
+# kubelet's own --root-dir read (a systemctl call) and, if it is another, looked under.
+find_delivered_program_on_node() {
+  kubelet_root=${DEFAULT_KUBELET_ROOT_DIR}
+  if find_delivered_program "${kubelet_root}"; then
+    return 0
+  fi
+  read_kubelet_root_dir
+  [[ ${kubelet_root} != "${DEFAULT_KUBELET_ROOT_DIR}" ]] && find_delivered_program "${kubelet_root}"
+}
+
+# Waits (bounded) until the delivered program is found; fails naming what it found instead.
 wait_for_delivered_program() {
-  local root_dir
-  local deadline
-  root_dir=$(kubelet_root_dir)
-  deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
-  if find_delivered_program "${root_dir}"; then
+  local deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
+  if find_delivered_program_on_node; then
     return 0
   fi
   launcher_log "waiting for the node program ${PROGRAM_SHA256:0:12} in the" \
-    "${PROGRAM_VOLUME} volume of this node's node-local-dns pod (${root_dir}/pods)"
+    "${PROGRAM_VOLUME} volume of this node's node-local-dns pod (${kubelet_root}/pods)"
   while ((SECONDS < deadline)); do
     sleep 1
-    if find_delivered_program "${root_dir}"; then
+    if find_delivered_program "${kubelet_root}"; then
       return 0
     fi
   done
   launcher_fail "no node program with sha256 ${PROGRAM_SHA256:0:12} under" \
-    "${root_dir}/pods/*/volumes/kubernetes.io~configmap/${PROGRAM_VOLUME}/ after" \
+    "${kubelet_root}/pods/*/volumes/kubernetes.io~configmap/${PROGRAM_VOLUME}/ after" \
     "${READY_TIMEOUT_SECONDS}s (found:${other_versions:- none});" \
     "is this stack's node-local-dns pod running on this node? nothing changed"
 }
@@ -114,7 +125,7 @@ launch() {
       wait_for_delivered_program
       ;;
     delete)
-      if ! find_delivered_program "$(kubelet_root_dir)"; then
+      if ! find_delivered_program_on_node; then
         revert_with_saved_program
         exit 0
       fi

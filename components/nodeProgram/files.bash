@@ -17,25 +17,31 @@ readonly TEMP_MARKER=.nodelocaldns-tmp.
 # The temporary file being written, removed on exit if it is still there.
 temp_file=
 
-# Reads the exact bytes of file $1 into the variable named $2. bash cannot hold NUL bytes, so a
-# file that has any is refused (read stops at the first NUL; the length then differs). (Its
-# locals have names no caller uses: printf -v would set a local of the same name instead.)
+# Reads the exact bytes of file $1 into the variable named $2, without a process of its own (a
+# switch reads a dozen files). `read -d ''` reads up to a NUL byte, at most MAX_FILE_BYTES + 1
+# bytes, and succeeds only if it stopped there, at a NUL or at the limit; it fails at the end of
+# the file, which is the one way the whole file was read. bash cannot hold NUL bytes, so a file
+# that has any is refused. The file is opened first, on its own: a file that cannot be opened must
+# stop the run, not read as empty. (The locals have names no caller uses: printf -v would set a
+# local of the same name instead.)
 read_file_exact() {
   local read_path=$1
   local read_into=$2
-  local read_size
   local read_bytes=
+  local read_fd
   if [[ -L ${read_path} || ! -f ${read_path} ]]; then
     refuse "${read_path}: not a regular file"
   fi
-  read_size=$(stat -c %s -- "${read_path}")
-  if ((read_size > MAX_FILE_BYTES)); then
-    refuse "${read_path}: ${read_size} bytes, too large for a kubelet file"
-  fi
-  IFS= read -r -d '' read_bytes <"${read_path}" || true
-  if ((${#read_bytes} != read_size)); then
+  # The group silences bash's own message; the fd stays open past it.
+  { exec {read_fd}<"${read_path}"; } 2>/dev/null || refuse "${read_path}: cannot be opened"
+  if IFS= read -r -d '' -n $((MAX_FILE_BYTES + 1)) read_bytes <&"${read_fd}"; then
+    exec {read_fd}<&-
+    if ((${#read_bytes} > MAX_FILE_BYTES)); then
+      refuse "${read_path}: more than ${MAX_FILE_BYTES} bytes, too large for a kubelet file"
+    fi
     refuse "${read_path}: holds NUL bytes, cannot rewrite it byte for byte"
   fi
+  exec {read_fd}<&-
   printf -v "${read_into}" '%s' "${read_bytes}"
 }
 
@@ -43,6 +49,33 @@ read_file_exact() {
 # everything, which is slower but just as safe.
 flush_to_disk() {
   sync -- "$@" 2>/dev/null || sync
+}
+
+# Creates an empty file named like mktemp would (.<name>.nodelocaldns-tmp.<6 random characters>)
+# in directory $1 and sets temp_file to it; bash makes it, without a process of its own. noclobber
+# (set -C) makes bash create it with O_EXCL, so an existing regular file is never reused; a name
+# taken by anything else is skipped. The mode is 0600 (main's umask 077), like mktemp's.
+create_temp_file() {
+  local directory=$1
+  local name=$2
+  local attempt
+  local suffix
+  local candidate
+  for ((attempt = 0; attempt < 20; attempt++)); do
+    printf -v suffix '%06x' $(((RANDOM << 15 | RANDOM) & 16#ffffff))
+    candidate=${directory}/.${name}${TEMP_MARKER}${suffix}
+    if [[ -e ${candidate} || -L ${candidate} ]]; then
+      continue
+    fi
+    set -C
+    if { : >"${candidate}"; } 2>/dev/null; then
+      set +C
+      temp_file=${candidate}
+      return 0
+    fi
+    set +C
+  done
+  fail "cannot create a temporary file in ${directory}"
 }
 
 # Writes content $2 to path $1 atomically. $3 is the file whose owner, mode and labels the new
@@ -55,12 +88,13 @@ write_file_atomic() {
   local directory=${path%/*}
   local name=${path##*/}
   remove_stale_temp_files "${directory:-/}"
-  temp_file=$(mktemp "${directory:-/}/.${name}${TEMP_MARKER}XXXXXX")
+  create_temp_file "${directory:-/}" "${name}"
   printf '%s' "${content}" >"${temp_file}"
   if [[ -f ${reference} && ! -L ${reference} ]]; then
     # Mode, owner, ACLs, xattrs and SELinux label; failing to copy labels is not an error.
     cp --attributes-only --preserve=all -- "${reference}" "${temp_file}"
-  else
+  elif [[ ${new_mode} != 0600 ]]; then
+    # create_temp_file made it with mode 0600, owned by root.
     chmod "${new_mode}" -- "${temp_file}"
   fi
   flush_to_disk "${temp_file}"

@@ -41,26 +41,22 @@ source_note=
 healthz_address=${DEFAULT_HEALTHZ_ADDRESS}
 healthz_port=${DEFAULT_HEALTHZ_PORT}
 
-# Prints the values of kubelet flag --$1, one per line (--flag=value and --flag value forms).
-kubelet_flag_values() {
+# Sets flag_value to the one value of kubelet flag --$1 ("" when absent; --flag=value and
+# --flag value forms); two stop the run.
+flag_value=
+read_flag() {
   local flag=--$1
   local i
+  local -a values=()
   for ((i = 0; i < ${#kubelet_args[@]}; i++)); do
     case ${kubelet_args[i]} in
-      "${flag}="*) printf '%s\n' "${kubelet_args[i]#*=}" ;;
+      "${flag}="*) values+=("${kubelet_args[i]#*=}") ;;
       "${flag}")
-        printf '%s\n' "${kubelet_args[i + 1]-}"
+        values+=("${kubelet_args[i + 1]-}")
         i=$((i + 1))
         ;;
     esac
   done
-}
-
-# Sets flag_value to the one value of kubelet flag --$1 ("" when absent); two stop the run.
-flag_value=
-read_flag() {
-  local -a values=()
-  mapfile -t values < <(kubelet_flag_values "$1")
   if ((${#values[@]} > 1)); then
     refuse "kubelet has --$1 ${#values[@]} times"
   fi
@@ -94,8 +90,9 @@ detect_dns_source() {
     kubelet_running=yes
     read_flag cluster-dns
     if [[ -n ${flag_value} ]]; then
-      effective_list=$(canonical_ip_list "${flag_value}") ||
+      canonical_ip_list "${flag_value}" ||
         refuse "kubelet runs with --cluster-dns=${flag_value:0:60}, which this program cannot read"
+      effective_list=${canonical_list}
       find_flag_file
     else
       find_config_source
@@ -105,7 +102,8 @@ detect_dns_source() {
 }
 
 # The --cluster-dns flag comes from the unit: a unit file or drop-in, or one of its
-# EnvironmentFiles. Exactly one of them may mention it, with the value kubelet runs with.
+# EnvironmentFiles. Exactly one of them may mention it, with the value kubelet runs with. (The
+# unit's files as read_kubelet_process read them, just before.)
 find_flag_file() {
   local -a candidates=()
   local entry
@@ -114,7 +112,6 @@ find_flag_file() {
   local content
   local found=
   local files_with_setting=
-  read_unit_properties FragmentPath DropInPaths EnvironmentFiles
   for path in ${unit[FragmentPath]} ${unit[DropInPaths]}; do
     candidates+=("${path}:unit-file")
   done
@@ -223,7 +220,7 @@ detect_from_well_known_files() {
   local found=
   local -a sources=("${WELL_KNOWN_SOURCES[@]}")
   if [[ -n ${KUBELET_PATH} ]]; then
-    sources=("${KUBELET_PATH}:$(configured_kind)")
+    sources=("${KUBELET_PATH}:${PINNED_KIND}")
   fi
   for entry in "${sources[@]}"; do
     path=${entry%:*}
@@ -260,13 +257,11 @@ detect_from_well_known_files() {
   fi
 }
 
-# kubelet.format as a kind ("auto" when not pinned).
-configured_kind() {
-  case ${KUBELET_FORMAT} in
-    config-file | env-file | unit-file) printf '%s' "${KUBELET_FORMAT}" ;;
-    *) printf auto ;;
-  esac
-}
+# kubelet.format as a kind of source ("auto" when not pinned).
+case ${KUBELET_FORMAT} in
+  config-file | env-file | unit-file) readonly PINNED_KIND=${KUBELET_FORMAT} ;;
+  *) readonly PINNED_KIND=auto ;;
+esac
 
 # kubelet.path and kubelet.format, when set, must name what detection found.
 apply_configured_pins() {
@@ -281,7 +276,7 @@ apply_configured_pins() {
   if [[ ${kind} == dropin ]]; then
     kind="config-file"
   fi
-  if [[ $(configured_kind) != auto && ${kind} != "$(configured_kind)" ]]; then
+  if [[ ${PINNED_KIND} != auto && ${kind} != "${PINNED_KIND}" ]]; then
     refuse "kubelet's cluster DNS is in ${source_path} (${source_kind})," \
       "not a ${KUBELET_FORMAT} as kubelet.format says"
   fi
@@ -341,13 +336,14 @@ read_kubelet_health_endpoint() {
     0.0.0.0) healthz_address=127.0.0.1 ;;
     :: | '[::]') healthz_address=::1 ;;
   esac
-  if ! canonical_ip "${healthz_address}" >/dev/null; then
+  if ! canonical_ip "${healthz_address}"; then
     fail "kubelet's healthzBindAddress ${healthz_address:0:60} is not an IP address"
   fi
 }
 
 # True when path $1 is a file this program could pick as kubelet's cluster DNS source now: a
-# recorded path is only honoured if it is (state cannot redirect a revert to another file).
+# recorded path is only honoured if it is (state cannot redirect a revert to another file). Call
+# it right after read_kubelet_process, whose view of the unit it uses.
 is_kubelet_source_candidate() {
   local path=$1
   local entry
@@ -361,7 +357,6 @@ is_kubelet_source_candidate() {
       return 0
     fi
   done
-  read_unit_properties FragmentPath DropInPaths EnvironmentFiles
   for entry in ${unit[FragmentPath]} ${unit[DropInPaths]}; do
     if [[ ${path} == "${entry}" ]]; then
       return 0

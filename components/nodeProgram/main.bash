@@ -3,7 +3,7 @@
 # main: create | update | delete | check
 # ------------------------------------------------------------------------------------------------
 
-readonly REQUIRED_TOOLS=(systemctl flock timeout stat mktemp cp mv rm rmdir chmod sync od head)
+readonly REQUIRED_TOOLS=(systemctl flock timeout stat cp mv rm rmdir chmod sync od head)
 
 check_tools() {
   local tool

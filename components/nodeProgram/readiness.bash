@@ -12,24 +12,29 @@
 # The last readiness probe's outcome, for messages.
 dns_probe_result=
 
-# Prints a printf format that writes the query (with its TCP length prefix): $1 the ID, $2 the name.
-dns_query_format() {
+# Sets dns_query_format to a printf format that writes the query (with its TCP length prefix): $1
+# the ID, $2 the name. (printf -v, not $( ): no process of its own.)
+dns_query_format=
+build_dns_query_format() {
   local id=$1
   local name=$2
   local label
+  local label_length
   local question=
   local length
   local -a labels=()
   IFS=. read -r -a labels <<<"${name}"
   for label in "${labels[@]}"; do
-    question+=$(printf '\\x%02x' "${#label}")${label}
+    printf -v label_length '\\x%02x' "${#label}"
+    question+=${label_length}${label}
   done
   # Root label, QTYPE A (1), QCLASS IN (1).
   question+='\x00\x00\x01\x00\x01'
   # 12 header bytes + the labels (a length byte each, plus their text) + 5 bytes above.
   length=$((12 + ${#name} + 1 + 5))
   # Header: ID, flags 0x0100 (recursion desired), QDCOUNT 1, ANCOUNT/NSCOUNT/ARCOUNT 0.
-  printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00%s' \
+  printf -v dns_query_format \
+    '\\x%02x\\x%02x\\x%02x\\x%02x\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00%s' \
     $((length >> 8)) $((length & 255)) $((id >> 8)) $((id & 255)) "${question}"
 }
 
@@ -37,15 +42,14 @@ dns_query_format() {
 probe_cache() {
   local id=$((RANDOM))
   local name=kubernetes.default.svc.${CLUSTER_DOMAIN}
-  local format
   local reply
   local -a bytes=()
-  format=$(dns_query_format "${id}" "${name}")
+  build_dns_query_format "${id}" "${name}"
   # shellcheck disable=SC2016 # the inner script expands its own arguments
   reply=$(timeout -k 1 3 bash -c '
     exec 3<>"/dev/tcp/$1/53" || exit 1
     printf "$2" >&3
-    head -c 6 <&3' _ "${LOCAL_DNS_IP}" "${format}" 2>/dev/null | od -An -v -tu1) || true
+    head -c 6 <&3' _ "${LOCAL_DNS_IP}" "${dns_query_format}" 2>/dev/null | od -An -v -tu1) || true
   read -r -a bytes <<<"${reply}"
   if ((${#bytes[@]} < 6)); then
     dns_probe_result="no DNS reply from ${LOCAL_DNS_IP}:53"

@@ -79,9 +79,10 @@ locate_setting() {
 accept_raw_list() {
   local raw=$1
   local where=$2
-  if ! setting_list=$(canonical_ip_list "${raw}"); then
+  if ! canonical_ip_list "${raw}"; then
     refuse "${where}: cannot read the cluster DNS value ${raw:0:60}"
   fi
+  setting_list=${canonical_list}
 }
 
 # Flag style: every line but comment lines. systemd reads a line starting with # or ; as a
@@ -159,9 +160,9 @@ locate_yaml_setting() {
         fi
         entry_starts+=($((offset + ${#BASH_REMATCH[1]} + ${#BASH_REMATCH[2]})))
         entry_lengths+=(${#BASH_REMATCH[3]})
-        raw=$(canonical_ip "${BASH_REMATCH[3]}") ||
-          refuse "${where}: cannot read clusterDNS entry ${BASH_REMATCH[3]:0:60}"
-        setting_list+=${setting_list:+,}${raw}
+        raw=${BASH_REMATCH[3]}
+        canonical_ip "${raw}" || refuse "${where}: cannot read clusterDNS entry ${raw:0:60}"
+        setting_list+=${setting_list:+,}${canonical_address}
         setting_length=$((offset + ${#line} - setting_start))
         offset=$((offset + ${#line} + 1))
         continue

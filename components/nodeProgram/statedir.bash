@@ -42,45 +42,69 @@ declare -A -r RECORD_PATTERNS=(
 declare -A record=()
 lock_fd=
 
-# Refuses unless directory $1 is one only root can change.
-check_root_only_directory() {
-  local path=$1
+# Refuses unless every path given is a directory only root can change (one stat for them all).
+# Sets checked_mode to the last one's mode.
+checked_mode=
+check_root_only_directories() {
+  local path
   local details
-  if [[ -L ${path} ]]; then
-    refuse "${path} is a symlink; stateDir must be a plain path"
-  fi
-  details=$(stat -c '%F:%u:%a' -- "${path}")
-  if [[ ${details%%:*} != directory ]]; then
-    refuse "${path} is not a directory (${details%%:*}); stateDir must name a directory"
-  fi
-  if [[ ${details} != *:0:* ]]; then
-    refuse "${path} is not owned by root"
-  fi
-  if (((8#${details##*:} & 8#022) != 0)); then
-    refuse "${path} is writable by group or others (mode ${details##*:})"
-  fi
+  local output
+  local -a lines=()
+  local i=0
+  for path in "$@"; do
+    if [[ -L ${path} ]]; then
+      refuse "${path} is a symlink; stateDir must be a plain path"
+    fi
+  done
+  output=$(stat -c '%F:%u:%a' -- "$@")
+  mapfile -t lines <<<"${output}"
+  for path in "$@"; do
+    details=${lines[i]-}
+    i=$((i + 1))
+    if [[ ${details%%:*} != directory ]]; then
+      refuse "${path} is not a directory (${details%%:*}); stateDir must name a directory"
+    fi
+    if [[ ${details} != *:0:* ]]; then
+      refuse "${path} is not owned by root"
+    fi
+    if (((8#${details##*:} & 8#022) != 0)); then
+      refuse "${path} is writable by group or others (mode ${details##*:})"
+    fi
+    checked_mode=${details##*:}
+  done
 }
 
-# Checks every existing directory from / down to STATE_DIR; with $1 = create, creates what is
-# missing (the state directory itself with mode 0700).
+# Checks every directory from / down to STATE_DIR. Returns 1 if one is missing; with $1 = create,
+# creates what is missing instead, under directories that passed, and checks those too (the state
+# directory itself ends up with mode 0700).
 prepare_state_dir() {
   local create=${1:-}
   local prefix=
   local component
   local -a components=()
+  local -a existing_dirs=(/)
+  local -a missing_dirs=()
   IFS=/ read -r -a components <<<"${STATE_DIR#/}"
-  check_root_only_directory /
   for component in "${components[@]}"; do
     prefix+=/${component}
-    if [[ ! -e ${prefix} && ! -L ${prefix} ]]; then
-      if [[ ${create} != create ]]; then
-        return 1
-      fi
-      mkdir -m 0755 -- "${prefix}" 2>/dev/null || true
+    if [[ ${#missing_dirs[@]} -eq 0 && (-e ${prefix} || -L ${prefix}) ]]; then
+      existing_dirs+=("${prefix}")
+    else
+      missing_dirs+=("${prefix}")
     fi
-    check_root_only_directory "${prefix}"
   done
-  chmod 0700 -- "${STATE_DIR}"
+  check_root_only_directories "${existing_dirs[@]}"
+  if ((${#missing_dirs[@]} > 0)); then
+    if [[ ${create} != create ]]; then
+      return 1
+    fi
+    # In order, parents first; a directory that appeared meanwhile is checked like the others.
+    mkdir -m 0755 -- "${missing_dirs[@]}" 2>/dev/null || true
+    check_root_only_directories "${missing_dirs[@]}"
+  fi
+  if [[ ${create} == create && ${checked_mode} != 700 ]]; then
+    chmod 0700 -- "${STATE_DIR}"
+  fi
   return 0
 }
 
@@ -91,7 +115,6 @@ take_lock() {
   local lock=${STATE_DIR}/lock
   local deadline=$((SECONDS + LOCK_TIMEOUT_SECONDS))
   local waited=no
-  local held
   while :; do
     prepare_state_dir create
     exec {lock_fd}>>"${lock}"
@@ -104,8 +127,8 @@ take_lock() {
         refuse "another nodelocaldns run held ${lock} for more than ${LOCK_TIMEOUT_SECONDS}s"
       fi
     fi
-    held=$(stat -L -c %d:%i -- "/proc/$$/fd/${lock_fd}")
-    if [[ ${held} == "$(stat -c %d:%i -- "${lock}" 2>/dev/null)" ]]; then
+    # -ef: the same device and inode; /proc/$$/fd/N is the file this shell holds open.
+    if [[ /proc/$$/fd/${lock_fd} -ef ${lock} ]]; then
       return 0
     fi
     exec {lock_fd}>&-
@@ -170,11 +193,15 @@ import_legacy_state() {
   read_file_exact "${STATE_DIR}/path" legacy_path
   read_file_exact "${STATE_DIR}/original-dns" original_list
   read_file_exact "${STATE_DIR}/applied-dns" applied_list
-  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]] ||
-    ! original_list=$(canonical_ip_list "${original_list}") ||
-    ! applied_list=$(canonical_ip_list "${applied_list}"); then
-    refuse "${STATE_DIR}: state of an earlier nodelocaldns version is not readable; left as it is"
+  local unreadable="${STATE_DIR}: state of an earlier nodelocaldns version is not readable"
+  unreadable+="; left as it is"
+  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]]; then
+    refuse "${unreadable}"
   fi
+  canonical_ip_list "${original_list}" || refuse "${unreadable}"
+  original_list=${canonical_list}
+  canonical_ip_list "${applied_list}" || refuse "${unreadable}"
+  applied_list=${canonical_list}
   if [[ ${legacy_path} =~ \.(ya?ml|json)$ ]]; then
     kind="config-file"
   fi

@@ -38,15 +38,26 @@ read_unit_properties() {
   done <<<"${output}"
 }
 
-# Sets kubelet_pid and kubelet_args from the running kubelet; kubelet_pid=0 when none runs. The
-# arguments are only trusted when the process is kubelet itself (not a wrapper script): otherwise
-# the run is refused, or with $1 = "starting", 1 is returned (a process that systemd just forked
-# may not have exec'd kubelet yet).
+# What read_kubelet_process reads from systemd, in one `systemctl show` (each call costs tens of
+# milliseconds): the process, its state, and the files the unit is made of, which the detection
+# of kubelet's cluster DNS source reads next.
+readonly KUBELET_UNIT_PROPERTIES=(MainPID ActiveState SubState NRestarts FragmentPath DropInPaths
+  EnvironmentFiles)
+
+# Reads KUBELET_UNIT_PROPERTIES into `unit`, then the running kubelet (read_kubelet_argv).
 read_kubelet_process() {
+  read_unit_properties "${KUBELET_UNIT_PROPERTIES[@]}"
+  read_kubelet_argv
+}
+
+# Sets kubelet_pid and kubelet_args from the kubelet whose pid `unit` holds; kubelet_pid=0 when
+# none runs. The arguments are only trusted when the process is kubelet itself (not a wrapper
+# script): otherwise the run is refused, or with $1 = "starting", 1 is returned (a process that
+# systemd just forked may not have exec'd kubelet yet).
+read_kubelet_argv() {
   local starting=${1:-}
   local arg
   local -a argv=()
-  read_unit_properties MainPID ActiveState SubState NRestarts
   kubelet_pid=${unit[MainPID]:-0}
   kubelet_args=()
   if [[ ! ${kubelet_pid} =~ ^[0-9]+$ ]]; then
@@ -107,23 +118,27 @@ kubelet_healthz_ok() {
 restart_kubelet_and_wait() {
   local old_pid=$1
   local deadline=$((SECONDS + KUBELET_TIMEOUT_SECONDS))
-  local restarts
+  local restarts=
+  local first_look=yes
+  local looks=0
   local why=
   log "restarting kubelet"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl restart "${KUBELET_UNIT}"; then
     log "systemctl restart ${KUBELET_UNIT} failed or timed out; checking whether kubelet came back"
   fi
-  read_unit_properties NRestarts
-  restarts=${unit[NRestarts]}
   while :; do
-    read_unit_properties MainPID ActiveState NRestarts
-    if [[ -n ${restarts} && ${unit[NRestarts]} != "${restarts}" ]]; then
+    read_unit_properties "${KUBELET_UNIT_PROPERTIES[@]}"
+    # NRestarts counts systemd's own restarts (a crash loop); the first look after ours is the base.
+    if [[ ${first_look} == yes ]]; then
+      restarts=${unit[NRestarts]}
+      first_look=no
+    elif [[ -n ${restarts} && ${unit[NRestarts]} != "${restarts}" ]]; then
       why="kubelet crashed and systemd restarted it (NRestarts ${restarts} -> ${unit[NRestarts]})"
       break
     fi
     if [[ ${unit[MainPID]} == 0 || ${unit[MainPID]} == "${old_pid}" ]]; then
       why="no new kubelet process yet"
-    elif ! read_kubelet_process starting; then
+    elif ! read_kubelet_argv starting; then
       why="the new process (pid ${unit[MainPID]}) is not kubelet (yet)"
     else
       read_kubelet_health_endpoint
@@ -144,9 +159,14 @@ restart_kubelet_and_wait() {
     if ((SECONDS >= deadline)); then
       break
     fi
-    # A short pause: kubelet is usually healthy within a second, and each check costs two
-    # `systemctl show` calls of its own.
-    sleep 0.2
+    # Short pauses for the first second, in which a healthy kubelet usually answers, then longer
+    # ones: each look costs a `systemctl show` call and a healthz request.
+    looks=$((looks + 1))
+    if ((looks < 20)); then
+      sleep 0.05
+    else
+      sleep 0.2
+    fi
   done
   log "kubelet not healthy after ${KUBELET_TIMEOUT_SECONDS}s: ${why}"
   return 1

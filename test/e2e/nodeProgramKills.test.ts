@@ -48,9 +48,9 @@ after(() => pool.stop());
 
 /**
  * The program with a DEBUG trap in front that counts, in the main shell, the commands that change
- * something (write, rename, remove or flush a file, make a directory, or ask systemd to restart
- * kubelet or reload units: `timeout -k 5`) and, before number KILL_AT, SIGKILLs the run's whole
- * process group. It keeps the count so far in /run/kill-points.
+ * something (create, write, rename, remove or flush a file, make a directory, or ask systemd to
+ * restart kubelet or reload units: `timeout -k 5`) and, before number KILL_AT, SIGKILLs the run's
+ * whole process group. It keeps the count so far in /run/kill-points.
  */
 function killable(program: string): string {
   return `set -T
@@ -58,7 +58,7 @@ kill_points=0
 count_kill_point() {
   ((BASHPID == $$)) || return 0
   case $1 in
-    "mktemp "* | "printf '%s' "* | "cp "* | "chmod "* | "sync "* | "mv "* | "rm "* | "rmdir "*) ;;
+    ": > "* | "printf '%s' "* | "cp "* | "chmod "* | "sync "* | "mv "* | "rm "* | "rmdir "*) ;;
     "mkdir "* | "timeout -k 5 "*) ;;
     *) return 0 ;;
   esac

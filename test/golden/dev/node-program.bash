@@ -100,11 +100,17 @@ readonly IPV4_OCTET='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
 readonly IPV4_PATTERN="^(${IPV4_OCTET}\\.){3}${IPV4_OCTET}\$"
 readonly HEX_GROUP_PATTERN='^[0-9A-Fa-f]{1,4}$'
 
-# Prints the canonical form of an IPv4 or IPv6 address; fails for anything else.
+# The results of canonical_ip and canonical_ip_list. They set these instead of printing, so that
+# callers need no $( ): every command substitution forks the shell, and a switch runs these often.
+canonical_address=
+canonical_list=
+
+# Sets canonical_address to the canonical form of an IPv4 or IPv6 address; fails for anything else.
 canonical_ip() {
   local address=$1
+  canonical_address=
   if [[ ${address} =~ ${IPV4_PATTERN} ]]; then
-    printf '%s' "${address}"
+    canonical_address=${address}
     return 0
   fi
   if [[ ${address} != *:* || ${address} == *:::* || ${address} == *::*::* ]]; then
@@ -154,44 +160,41 @@ canonical_ip() {
       run_start=-1
     fi
   done
-  local text=
-  local joined
+  # "${groups[*]}" joins with the first character of IFS.
+  local IFS=:
   if ((best_start < 0)); then
-    joined=$(IFS=:; printf '%s' "${groups[*]}")
-    printf '%s' "${joined}"
+    canonical_address=${groups[*]}
     return 0
   fi
-  text=$(IFS=:; printf '%s' "${groups[*]:0:best_start}")
-  text+=::
-  text+=$(IFS=:; printf '%s' "${groups[*]:best_start+best_length}")
-  printf '%s' "${text}"
+  canonical_address=${groups[*]:0:best_start}::${groups[*]:best_start+best_length}
 }
 
-# "4" or "6".
-ip_family() {
+# True when addresses $1 and $2 are of one family (both IPv4 or both IPv6).
+same_ip_family() {
   if [[ $1 == *:* ]]; then
-    printf 6
+    [[ $2 == *:* ]]
   else
-    printf 4
+    [[ $2 != *:* ]]
   fi
 }
 
-# Prints a comma-separated list of IPs in canonical form; fails if an entry is not an IP.
+# Sets canonical_list to the comma-separated list $1 with each IP in canonical form; fails if an
+# entry is not an IP.
 canonical_ip_list() {
   local list=$1
   local -a entries=()
   local entry
-  local canonical
   local out=
+  canonical_list=
   IFS=, read -r -a entries <<<"${list}"
   if [[ -z ${list} || ${list} == *, || ${#entries[@]} -eq 0 ]]; then
     return 1
   fi
   for entry in "${entries[@]}"; do
-    canonical=$(canonical_ip "${entry}") || return 1
-    out+=${out:+,}${canonical}
+    canonical_ip "${entry}" || return 1
+    out+=${out:+,}${canonical_address}
   done
-  printf '%s' "${out}"
+  canonical_list=${out}
 }
 
 # True when the comma-separated list $1 holds the address $2.
@@ -217,25 +220,31 @@ readonly TEMP_MARKER=.nodelocaldns-tmp.
 # The temporary file being written, removed on exit if it is still there.
 temp_file=
 
-# Reads the exact bytes of file $1 into the variable named $2. bash cannot hold NUL bytes, so a
-# file that has any is refused (read stops at the first NUL; the length then differs). (Its
-# locals have names no caller uses: printf -v would set a local of the same name instead.)
+# Reads the exact bytes of file $1 into the variable named $2, without a process of its own (a
+# switch reads a dozen files). `read -d ''` reads up to a NUL byte, at most MAX_FILE_BYTES + 1
+# bytes, and succeeds only if it stopped there, at a NUL or at the limit; it fails at the end of
+# the file, which is the one way the whole file was read. bash cannot hold NUL bytes, so a file
+# that has any is refused. The file is opened first, on its own: a file that cannot be opened must
+# stop the run, not read as empty. (The locals have names no caller uses: printf -v would set a
+# local of the same name instead.)
 read_file_exact() {
   local read_path=$1
   local read_into=$2
-  local read_size
   local read_bytes=
+  local read_fd
   if [[ -L ${read_path} || ! -f ${read_path} ]]; then
     refuse "${read_path}: not a regular file"
   fi
-  read_size=$(stat -c %s -- "${read_path}")
-  if ((read_size > MAX_FILE_BYTES)); then
-    refuse "${read_path}: ${read_size} bytes, too large for a kubelet file"
-  fi
-  IFS= read -r -d '' read_bytes <"${read_path}" || true
-  if ((${#read_bytes} != read_size)); then
+  # The group silences bash's own message; the fd stays open past it.
+  { exec {read_fd}<"${read_path}"; } 2>/dev/null || refuse "${read_path}: cannot be opened"
+  if IFS= read -r -d '' -n $((MAX_FILE_BYTES + 1)) read_bytes <&"${read_fd}"; then
+    exec {read_fd}<&-
+    if ((${#read_bytes} > MAX_FILE_BYTES)); then
+      refuse "${read_path}: more than ${MAX_FILE_BYTES} bytes, too large for a kubelet file"
+    fi
     refuse "${read_path}: holds NUL bytes, cannot rewrite it byte for byte"
   fi
+  exec {read_fd}<&-
   printf -v "${read_into}" '%s' "${read_bytes}"
 }
 
@@ -243,6 +252,33 @@ read_file_exact() {
 # everything, which is slower but just as safe.
 flush_to_disk() {
   sync -- "$@" 2>/dev/null || sync
+}
+
+# Creates an empty file named like mktemp would (.<name>.nodelocaldns-tmp.<6 random characters>)
+# in directory $1 and sets temp_file to it; bash makes it, without a process of its own. noclobber
+# (set -C) makes bash create it with O_EXCL, so an existing regular file is never reused; a name
+# taken by anything else is skipped. The mode is 0600 (main's umask 077), like mktemp's.
+create_temp_file() {
+  local directory=$1
+  local name=$2
+  local attempt
+  local suffix
+  local candidate
+  for ((attempt = 0; attempt < 20; attempt++)); do
+    printf -v suffix '%06x' $(((RANDOM << 15 | RANDOM) & 16#ffffff))
+    candidate=${directory}/.${name}${TEMP_MARKER}${suffix}
+    if [[ -e ${candidate} || -L ${candidate} ]]; then
+      continue
+    fi
+    set -C
+    if { : >"${candidate}"; } 2>/dev/null; then
+      set +C
+      temp_file=${candidate}
+      return 0
+    fi
+    set +C
+  done
+  fail "cannot create a temporary file in ${directory}"
 }
 
 # Writes content $2 to path $1 atomically. $3 is the file whose owner, mode and labels the new
@@ -255,12 +291,13 @@ write_file_atomic() {
   local directory=${path%/*}
   local name=${path##*/}
   remove_stale_temp_files "${directory:-/}"
-  temp_file=$(mktemp "${directory:-/}/.${name}${TEMP_MARKER}XXXXXX")
+  create_temp_file "${directory:-/}" "${name}"
   printf '%s' "${content}" >"${temp_file}"
   if [[ -f ${reference} && ! -L ${reference} ]]; then
     # Mode, owner, ACLs, xattrs and SELinux label; failing to copy labels is not an error.
     cp --attributes-only --preserve=all -- "${reference}" "${temp_file}"
-  else
+  elif [[ ${new_mode} != 0600 ]]; then
+    # create_temp_file made it with mode 0600, owned by root.
     chmod "${new_mode}" -- "${temp_file}"
   fi
   flush_to_disk "${temp_file}"
@@ -338,45 +375,69 @@ declare -A -r RECORD_PATTERNS=(
 declare -A record=()
 lock_fd=
 
-# Refuses unless directory $1 is one only root can change.
-check_root_only_directory() {
-  local path=$1
+# Refuses unless every path given is a directory only root can change (one stat for them all).
+# Sets checked_mode to the last one's mode.
+checked_mode=
+check_root_only_directories() {
+  local path
   local details
-  if [[ -L ${path} ]]; then
-    refuse "${path} is a symlink; stateDir must be a plain path"
-  fi
-  details=$(stat -c '%F:%u:%a' -- "${path}")
-  if [[ ${details%%:*} != directory ]]; then
-    refuse "${path} is not a directory (${details%%:*}); stateDir must name a directory"
-  fi
-  if [[ ${details} != *:0:* ]]; then
-    refuse "${path} is not owned by root"
-  fi
-  if (((8#${details##*:} & 8#022) != 0)); then
-    refuse "${path} is writable by group or others (mode ${details##*:})"
-  fi
+  local output
+  local -a lines=()
+  local i=0
+  for path in "$@"; do
+    if [[ -L ${path} ]]; then
+      refuse "${path} is a symlink; stateDir must be a plain path"
+    fi
+  done
+  output=$(stat -c '%F:%u:%a' -- "$@")
+  mapfile -t lines <<<"${output}"
+  for path in "$@"; do
+    details=${lines[i]-}
+    i=$((i + 1))
+    if [[ ${details%%:*} != directory ]]; then
+      refuse "${path} is not a directory (${details%%:*}); stateDir must name a directory"
+    fi
+    if [[ ${details} != *:0:* ]]; then
+      refuse "${path} is not owned by root"
+    fi
+    if (((8#${details##*:} & 8#022) != 0)); then
+      refuse "${path} is writable by group or others (mode ${details##*:})"
+    fi
+    checked_mode=${details##*:}
+  done
 }
 
-# Checks every existing directory from / down to STATE_DIR; with $1 = create, creates what is
-# missing (the state directory itself with mode 0700).
+# Checks every directory from / down to STATE_DIR. Returns 1 if one is missing; with $1 = create,
+# creates what is missing instead, under directories that passed, and checks those too (the state
+# directory itself ends up with mode 0700).
 prepare_state_dir() {
   local create=${1:-}
   local prefix=
   local component
   local -a components=()
+  local -a existing_dirs=(/)
+  local -a missing_dirs=()
   IFS=/ read -r -a components <<<"${STATE_DIR#/}"
-  check_root_only_directory /
   for component in "${components[@]}"; do
     prefix+=/${component}
-    if [[ ! -e ${prefix} && ! -L ${prefix} ]]; then
-      if [[ ${create} != create ]]; then
-        return 1
-      fi
-      mkdir -m 0755 -- "${prefix}" 2>/dev/null || true
+    if [[ ${#missing_dirs[@]} -eq 0 && (-e ${prefix} || -L ${prefix}) ]]; then
+      existing_dirs+=("${prefix}")
+    else
+      missing_dirs+=("${prefix}")
     fi
-    check_root_only_directory "${prefix}"
   done
-  chmod 0700 -- "${STATE_DIR}"
+  check_root_only_directories "${existing_dirs[@]}"
+  if ((${#missing_dirs[@]} > 0)); then
+    if [[ ${create} != create ]]; then
+      return 1
+    fi
+    # In order, parents first; a directory that appeared meanwhile is checked like the others.
+    mkdir -m 0755 -- "${missing_dirs[@]}" 2>/dev/null || true
+    check_root_only_directories "${missing_dirs[@]}"
+  fi
+  if [[ ${create} == create && ${checked_mode} != 700 ]]; then
+    chmod 0700 -- "${STATE_DIR}"
+  fi
   return 0
 }
 
@@ -387,7 +448,6 @@ take_lock() {
   local lock=${STATE_DIR}/lock
   local deadline=$((SECONDS + LOCK_TIMEOUT_SECONDS))
   local waited=no
-  local held
   while :; do
     prepare_state_dir create
     exec {lock_fd}>>"${lock}"
@@ -400,8 +460,8 @@ take_lock() {
         refuse "another nodelocaldns run held ${lock} for more than ${LOCK_TIMEOUT_SECONDS}s"
       fi
     fi
-    held=$(stat -L -c %d:%i -- "/proc/$$/fd/${lock_fd}")
-    if [[ ${held} == "$(stat -c %d:%i -- "${lock}" 2>/dev/null)" ]]; then
+    # -ef: the same device and inode; /proc/$$/fd/N is the file this shell holds open.
+    if [[ /proc/$$/fd/${lock_fd} -ef ${lock} ]]; then
       return 0
     fi
     exec {lock_fd}>&-
@@ -466,11 +526,15 @@ import_legacy_state() {
   read_file_exact "${STATE_DIR}/path" legacy_path
   read_file_exact "${STATE_DIR}/original-dns" original_list
   read_file_exact "${STATE_DIR}/applied-dns" applied_list
-  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]] ||
-    ! original_list=$(canonical_ip_list "${original_list}") ||
-    ! applied_list=$(canonical_ip_list "${applied_list}"); then
-    refuse "${STATE_DIR}: state of an earlier nodelocaldns version is not readable; left as it is"
+  local unreadable="${STATE_DIR}: state of an earlier nodelocaldns version is not readable"
+  unreadable+="; left as it is"
+  if [[ ! ${legacy_path} =~ ${RECORD_PATTERNS[source]} ]]; then
+    refuse "${unreadable}"
   fi
+  canonical_ip_list "${original_list}" || refuse "${unreadable}"
+  original_list=${canonical_list}
+  canonical_ip_list "${applied_list}" || refuse "${unreadable}"
+  applied_list=${canonical_list}
   if [[ ${legacy_path} =~ \.(ya?ml|json)$ ]]; then
     kind="config-file"
   fi
@@ -586,15 +650,26 @@ read_unit_properties() {
   done <<<"${output}"
 }
 
-# Sets kubelet_pid and kubelet_args from the running kubelet; kubelet_pid=0 when none runs. The
-# arguments are only trusted when the process is kubelet itself (not a wrapper script): otherwise
-# the run is refused, or with $1 = "starting", 1 is returned (a process that systemd just forked
-# may not have exec'd kubelet yet).
+# What read_kubelet_process reads from systemd, in one `systemctl show` (each call costs tens of
+# milliseconds): the process, its state, and the files the unit is made of, which the detection
+# of kubelet's cluster DNS source reads next.
+readonly KUBELET_UNIT_PROPERTIES=(MainPID ActiveState SubState NRestarts FragmentPath DropInPaths
+  EnvironmentFiles)
+
+# Reads KUBELET_UNIT_PROPERTIES into `unit`, then the running kubelet (read_kubelet_argv).
 read_kubelet_process() {
+  read_unit_properties "${KUBELET_UNIT_PROPERTIES[@]}"
+  read_kubelet_argv
+}
+
+# Sets kubelet_pid and kubelet_args from the kubelet whose pid `unit` holds; kubelet_pid=0 when
+# none runs. The arguments are only trusted when the process is kubelet itself (not a wrapper
+# script): otherwise the run is refused, or with $1 = "starting", 1 is returned (a process that
+# systemd just forked may not have exec'd kubelet yet).
+read_kubelet_argv() {
   local starting=${1:-}
   local arg
   local -a argv=()
-  read_unit_properties MainPID ActiveState SubState NRestarts
   kubelet_pid=${unit[MainPID]:-0}
   kubelet_args=()
   if [[ ! ${kubelet_pid} =~ ^[0-9]+$ ]]; then
@@ -655,23 +730,27 @@ kubelet_healthz_ok() {
 restart_kubelet_and_wait() {
   local old_pid=$1
   local deadline=$((SECONDS + KUBELET_TIMEOUT_SECONDS))
-  local restarts
+  local restarts=
+  local first_look=yes
+  local looks=0
   local why=
   log "restarting kubelet"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl restart "${KUBELET_UNIT}"; then
     log "systemctl restart ${KUBELET_UNIT} failed or timed out; checking whether kubelet came back"
   fi
-  read_unit_properties NRestarts
-  restarts=${unit[NRestarts]}
   while :; do
-    read_unit_properties MainPID ActiveState NRestarts
-    if [[ -n ${restarts} && ${unit[NRestarts]} != "${restarts}" ]]; then
+    read_unit_properties "${KUBELET_UNIT_PROPERTIES[@]}"
+    # NRestarts counts systemd's own restarts (a crash loop); the first look after ours is the base.
+    if [[ ${first_look} == yes ]]; then
+      restarts=${unit[NRestarts]}
+      first_look=no
+    elif [[ -n ${restarts} && ${unit[NRestarts]} != "${restarts}" ]]; then
       why="kubelet crashed and systemd restarted it (NRestarts ${restarts} -> ${unit[NRestarts]})"
       break
     fi
     if [[ ${unit[MainPID]} == 0 || ${unit[MainPID]} == "${old_pid}" ]]; then
       why="no new kubelet process yet"
-    elif ! read_kubelet_process starting; then
+    elif ! read_kubelet_argv starting; then
       why="the new process (pid ${unit[MainPID]}) is not kubelet (yet)"
     else
       read_kubelet_health_endpoint
@@ -692,9 +771,14 @@ restart_kubelet_and_wait() {
     if ((SECONDS >= deadline)); then
       break
     fi
-    # A short pause: kubelet is usually healthy within a second, and each check costs two
-    # `systemctl show` calls of its own.
-    sleep 0.2
+    # Short pauses for the first second, in which a healthy kubelet usually answers, then longer
+    # ones: each look costs a `systemctl show` call and a healthz request.
+    looks=$((looks + 1))
+    if ((looks < 20)); then
+      sleep 0.05
+    else
+      sleep 0.2
+    fi
   done
   log "kubelet not healthy after ${KUBELET_TIMEOUT_SECONDS}s: ${why}"
   return 1
@@ -742,26 +826,22 @@ source_note=
 healthz_address=${DEFAULT_HEALTHZ_ADDRESS}
 healthz_port=${DEFAULT_HEALTHZ_PORT}
 
-# Prints the values of kubelet flag --$1, one per line (--flag=value and --flag value forms).
-kubelet_flag_values() {
+# Sets flag_value to the one value of kubelet flag --$1 ("" when absent; --flag=value and
+# --flag value forms); two stop the run.
+flag_value=
+read_flag() {
   local flag=--$1
   local i
+  local -a values=()
   for ((i = 0; i < ${#kubelet_args[@]}; i++)); do
     case ${kubelet_args[i]} in
-      "${flag}="*) printf '%s\n' "${kubelet_args[i]#*=}" ;;
+      "${flag}="*) values+=("${kubelet_args[i]#*=}") ;;
       "${flag}")
-        printf '%s\n' "${kubelet_args[i + 1]-}"
+        values+=("${kubelet_args[i + 1]-}")
         i=$((i + 1))
         ;;
     esac
   done
-}
-
-# Sets flag_value to the one value of kubelet flag --$1 ("" when absent); two stop the run.
-flag_value=
-read_flag() {
-  local -a values=()
-  mapfile -t values < <(kubelet_flag_values "$1")
   if ((${#values[@]} > 1)); then
     refuse "kubelet has --$1 ${#values[@]} times"
   fi
@@ -795,8 +875,9 @@ detect_dns_source() {
     kubelet_running=yes
     read_flag cluster-dns
     if [[ -n ${flag_value} ]]; then
-      effective_list=$(canonical_ip_list "${flag_value}") ||
+      canonical_ip_list "${flag_value}" ||
         refuse "kubelet runs with --cluster-dns=${flag_value:0:60}, which this program cannot read"
+      effective_list=${canonical_list}
       find_flag_file
     else
       find_config_source
@@ -806,7 +887,8 @@ detect_dns_source() {
 }
 
 # The --cluster-dns flag comes from the unit: a unit file or drop-in, or one of its
-# EnvironmentFiles. Exactly one of them may mention it, with the value kubelet runs with.
+# EnvironmentFiles. Exactly one of them may mention it, with the value kubelet runs with. (The
+# unit's files as read_kubelet_process read them, just before.)
 find_flag_file() {
   local -a candidates=()
   local entry
@@ -815,7 +897,6 @@ find_flag_file() {
   local content
   local found=
   local files_with_setting=
-  read_unit_properties FragmentPath DropInPaths EnvironmentFiles
   for path in ${unit[FragmentPath]} ${unit[DropInPaths]}; do
     candidates+=("${path}:unit-file")
   done
@@ -924,7 +1005,7 @@ detect_from_well_known_files() {
   local found=
   local -a sources=("${WELL_KNOWN_SOURCES[@]}")
   if [[ -n ${KUBELET_PATH} ]]; then
-    sources=("${KUBELET_PATH}:$(configured_kind)")
+    sources=("${KUBELET_PATH}:${PINNED_KIND}")
   fi
   for entry in "${sources[@]}"; do
     path=${entry%:*}
@@ -961,13 +1042,11 @@ detect_from_well_known_files() {
   fi
 }
 
-# kubelet.format as a kind ("auto" when not pinned).
-configured_kind() {
-  case ${KUBELET_FORMAT} in
-    config-file | env-file | unit-file) printf '%s' "${KUBELET_FORMAT}" ;;
-    *) printf auto ;;
-  esac
-}
+# kubelet.format as a kind of source ("auto" when not pinned).
+case ${KUBELET_FORMAT} in
+  config-file | env-file | unit-file) readonly PINNED_KIND=${KUBELET_FORMAT} ;;
+  *) readonly PINNED_KIND=auto ;;
+esac
 
 # kubelet.path and kubelet.format, when set, must name what detection found.
 apply_configured_pins() {
@@ -982,7 +1061,7 @@ apply_configured_pins() {
   if [[ ${kind} == dropin ]]; then
     kind="config-file"
   fi
-  if [[ $(configured_kind) != auto && ${kind} != "$(configured_kind)" ]]; then
+  if [[ ${PINNED_KIND} != auto && ${kind} != "${PINNED_KIND}" ]]; then
     refuse "kubelet's cluster DNS is in ${source_path} (${source_kind})," \
       "not a ${KUBELET_FORMAT} as kubelet.format says"
   fi
@@ -1042,13 +1121,14 @@ read_kubelet_health_endpoint() {
     0.0.0.0) healthz_address=127.0.0.1 ;;
     :: | '[::]') healthz_address=::1 ;;
   esac
-  if ! canonical_ip "${healthz_address}" >/dev/null; then
+  if ! canonical_ip "${healthz_address}"; then
     fail "kubelet's healthzBindAddress ${healthz_address:0:60} is not an IP address"
   fi
 }
 
 # True when path $1 is a file this program could pick as kubelet's cluster DNS source now: a
-# recorded path is only honoured if it is (state cannot redirect a revert to another file).
+# recorded path is only honoured if it is (state cannot redirect a revert to another file). Call
+# it right after read_kubelet_process, whose view of the unit it uses.
 is_kubelet_source_candidate() {
   local path=$1
   local entry
@@ -1062,7 +1142,6 @@ is_kubelet_source_candidate() {
       return 0
     fi
   done
-  read_unit_properties FragmentPath DropInPaths EnvironmentFiles
   for entry in ${unit[FragmentPath]} ${unit[DropInPaths]}; do
     if [[ ${path} == "${entry}" ]]; then
       return 0
@@ -1168,9 +1247,10 @@ locate_setting() {
 accept_raw_list() {
   local raw=$1
   local where=$2
-  if ! setting_list=$(canonical_ip_list "${raw}"); then
+  if ! canonical_ip_list "${raw}"; then
     refuse "${where}: cannot read the cluster DNS value ${raw:0:60}"
   fi
+  setting_list=${canonical_list}
 }
 
 # Flag style: every line but comment lines. systemd reads a line starting with # or ; as a
@@ -1248,9 +1328,9 @@ locate_yaml_setting() {
         fi
         entry_starts+=($((offset + ${#BASH_REMATCH[1]} + ${#BASH_REMATCH[2]})))
         entry_lengths+=(${#BASH_REMATCH[3]})
-        raw=$(canonical_ip "${BASH_REMATCH[3]}") ||
-          refuse "${where}: cannot read clusterDNS entry ${BASH_REMATCH[3]:0:60}"
-        setting_list+=${setting_list:+,}${raw}
+        raw=${BASH_REMATCH[3]}
+        canonical_ip "${raw}" || refuse "${where}: cannot read clusterDNS entry ${raw:0:60}"
+        setting_list+=${setting_list:+,}${canonical_address}
         setting_length=$((offset + ${#line} - setting_start))
         offset=$((offset + ${#line} + 1))
         continue
@@ -1455,24 +1535,29 @@ replace_setting() {
 # The last readiness probe's outcome, for messages.
 dns_probe_result=
 
-# Prints a printf format that writes the query (with its TCP length prefix): $1 the ID, $2 the name.
-dns_query_format() {
+# Sets dns_query_format to a printf format that writes the query (with its TCP length prefix): $1
+# the ID, $2 the name. (printf -v, not $( ): no process of its own.)
+dns_query_format=
+build_dns_query_format() {
   local id=$1
   local name=$2
   local label
+  local label_length
   local question=
   local length
   local -a labels=()
   IFS=. read -r -a labels <<<"${name}"
   for label in "${labels[@]}"; do
-    question+=$(printf '\\x%02x' "${#label}")${label}
+    printf -v label_length '\\x%02x' "${#label}"
+    question+=${label_length}${label}
   done
   # Root label, QTYPE A (1), QCLASS IN (1).
   question+='\x00\x00\x01\x00\x01'
   # 12 header bytes + the labels (a length byte each, plus their text) + 5 bytes above.
   length=$((12 + ${#name} + 1 + 5))
   # Header: ID, flags 0x0100 (recursion desired), QDCOUNT 1, ANCOUNT/NSCOUNT/ARCOUNT 0.
-  printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00%s' \
+  printf -v dns_query_format \
+    '\\x%02x\\x%02x\\x%02x\\x%02x\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00%s' \
     $((length >> 8)) $((length & 255)) $((id >> 8)) $((id & 255)) "${question}"
 }
 
@@ -1480,15 +1565,14 @@ dns_query_format() {
 probe_cache() {
   local id=$((RANDOM))
   local name=kubernetes.default.svc.${CLUSTER_DOMAIN}
-  local format
   local reply
   local -a bytes=()
-  format=$(dns_query_format "${id}" "${name}")
+  build_dns_query_format "${id}" "${name}"
   # shellcheck disable=SC2016 # the inner script expands its own arguments
   reply=$(timeout -k 1 3 bash -c '
     exec 3<>"/dev/tcp/$1/53" || exit 1
     printf "$2" >&3
-    head -c 6 <&3' _ "${LOCAL_DNS_IP}" "${format}" 2>/dev/null | od -An -v -tu1) || true
+    head -c 6 <&3' _ "${LOCAL_DNS_IP}" "${dns_query_format}" 2>/dev/null | od -An -v -tu1) || true
   read -r -a bytes <<<"${reply}"
   if ((${#bytes[@]} < 6)); then
     dns_probe_result="no DNS reply from ${LOCAL_DNS_IP}:53"
@@ -1775,9 +1859,11 @@ check_recorded_source() {
 # The actions: create and update switch kubelet to the cache, delete reverts it, check only looks
 # ------------------------------------------------------------------------------------------------
 
-# Prints the cluster DNS kubelet gets when its original list is $1: the kube-dns entry replaced by
-# the cache's address, or with fallbackToKubeDns by the cache's address and then kube-dns, which
-# pods ask when the cache does not answer. On a dual-stack list the entry of the other family stays.
+# Sets intended_list to the cluster DNS kubelet gets when its original list is $1: the kube-dns
+# entry replaced by the cache's address, or with fallbackToKubeDns by the cache's address and then
+# kube-dns, which pods ask when the cache does not answer. On a dual-stack list the entry of the
+# other family stays. (These helpers set a variable rather than print: $( ) would fork the shell.)
+intended_list=
 intended_list_for() {
   local original=$1
   local entry
@@ -1793,7 +1879,7 @@ intended_list_for() {
     fi
     out+=${out:+,}${entry}
   done
-  printf '%s' "${out}"
+  intended_list=${out}
 }
 
 # kubelet gives pods at most 3 nameservers (glibc's MAXNS) and drops the rest with only an event,
@@ -1809,14 +1895,15 @@ refuse_long_list() {
   fi
 }
 
-# Prints the list kubelet had before a switch that left list $1: the cache's address (and the
-# kube-dns entry right after it, a fallback) back to kube-dns.
+# Sets before_switch_list to the list kubelet had before a switch that left list $1: the cache's
+# address (and the kube-dns entry right after it, a fallback) back to kube-dns.
+before_switch_list=
 original_list_for() {
   local original=,$1,
   original=${original//,${LOCAL_DNS_IP},${CLUSTER_DNS_IP},/,${CLUSTER_DNS_IP},}
   original=${original//,${LOCAL_DNS_IP},/,${CLUSTER_DNS_IP},}
   original=${original#,}
-  printf '%s' "${original%,}"
+  before_switch_list=${original%,}
 }
 
 # Our drop-in for kubelet's --config-dir, holding only the cluster DNS ($1, comma-joined).
@@ -1892,7 +1979,8 @@ switch_recorded_node() {
     refuse "kubelet takes its cluster DNS from ${source_path} now, but the switch recorded" \
       "${record[source]}; revert it first"
   fi
-  intended=$(intended_list_for "${record[original_value]}")
+  intended_list_for "${record[original_value]}"
+  intended=${intended_list}
   if [[ ${effective_list} == "${intended}" ]]; then
     save_program_copy
     log "already switched: kubelet uses ${intended}; nothing to do, kubelet not restarted"
@@ -1923,9 +2011,10 @@ switch_fresh_node() {
   local original_content
   local before_source=${source_path}
   local before_list=${effective_list}
-  intended=$(intended_list_for "${effective_list}")
+  intended_list_for "${effective_list}"
+  intended=${intended_list}
   refuse_long_list "${intended}"
-  if [[ $(ip_family "${LOCAL_DNS_IP}") != "$(ip_family "${CLUSTER_DNS_IP}")" ]]; then
+  if ! same_ip_family "${LOCAL_DNS_IP}" "${CLUSTER_DNS_IP}"; then
     refuse "localDnsIp ${LOCAL_DNS_IP} and clusterDnsIp ${CLUSTER_DNS_IP}" \
       "are not of one address family"
   fi
@@ -1970,7 +2059,8 @@ adopt_switched_node() {
   local original_list
   local original_content
   local current
-  original_list=$(original_list_for "${effective_list}")
+  original_list_for "${effective_list}"
+  original_list=${before_switch_list}
   if [[ ${source_kind} == dropin || ${source_exists} != yes ]]; then
     refuse "kubelet uses ${effective_list} from ${source_path} with no record of a switch;" \
       "cannot tell what to revert to"
@@ -2092,7 +2182,8 @@ check_node() {
     refuse "check: create would refuse: kubelet is not running"
   fi
   if [[ -n ${record[phase]:-} ]]; then
-    intended=$(intended_list_for "${record[original_value]}")
+    intended_list_for "${record[original_value]}"
+    intended=${intended_list}
     if [[ ${effective_list} == "${intended}" ]]; then
       log "check: create would do nothing: already switched"
       return 0
@@ -2108,7 +2199,8 @@ check_node() {
     log "check: create would adopt the switch already there (no restart)"
     return 0
   elif list_contains "${effective_list}" "${CLUSTER_DNS_IP}"; then
-    intended=$(intended_list_for "${effective_list}")
+    intended_list_for "${effective_list}"
+    intended=${intended_list}
     refuse_long_list "${intended}"
     log "check: create would switch ${effective_list} -> ${intended}" \
       "in ${source_path} (${source_kind}) and restart kubelet"
@@ -2122,7 +2214,7 @@ check_node() {
 # main: create | update | delete | check
 # ------------------------------------------------------------------------------------------------
 
-readonly REQUIRED_TOOLS=(systemctl flock timeout stat mktemp cp mv rm rmdir chmod sync od head)
+readonly REQUIRED_TOOLS=(systemctl flock timeout stat cp mv rm rmdir chmod sync od head)
 
 check_tools() {
   local tool
