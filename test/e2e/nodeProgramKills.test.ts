@@ -50,7 +50,8 @@ after(() => pool.stop());
  * The program with a DEBUG trap in front that counts, in the main shell, the commands that change
  * something (create, write, rename, remove or flush a file, make a directory, or ask systemd to
  * restart kubelet or reload units: `timeout -k 5`) and, before number KILL_AT, SIGKILLs the run's
- * whole process group. It keeps the count so far in /run/kill-points.
+ * whole process group. It keeps the count so far in /run/kill-points (written with `>|`: the program
+ * turns noclobber on while it creates a temporary file).
  */
 function killable(program: string): string {
   return `set -T
@@ -64,7 +65,7 @@ count_kill_point() {
   esac
   kill_points=$((kill_points + 1))
   if ((kill_points == KILL_AT)); then kill -9 -$$; fi
-  echo "kill points: \${kill_points}" >/run/kill-points
+  echo "kill points: \${kill_points}" >|/run/kill-points
 }
 trap 'count_kill_point "$BASH_COMMAND"' DEBUG
 ${program}`;
