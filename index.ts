@@ -8,13 +8,18 @@ import {
   ConfigError,
   fleetPlan,
   FleetPlan,
+  hasKubeconfig,
+  KUBE_PROXY_CONFIG_MAP,
+  kubeProxyModeWarning,
   listClusterNodes,
   NodeLocalDns,
   parseSettings,
   previouslyManagedNodes,
   providerKubeSettings,
   rawConfigFromEngine,
+  readConfigMapData,
   Settings,
+  statedKubeProxyMode,
 } from "./components";
 
 // isConfigSecret is exported by the SDK's runtime but missing from its type declarations.
@@ -40,6 +45,26 @@ async function planFleet(settings: Settings): Promise<FleetPlan> {
     previouslyManagedNodes(),
   ]);
   return fleetPlan(settings.discover, clusterNodesFromList(list), settings.nodes, managed);
+}
+
+/**
+ * kube-proxy's mode as kube-system/kube-proxy states it, against kubeProxyMode: a warning when
+ * they differ. A cluster that cannot be asked, or has no such ConfigMap, is only noted.
+ */
+async function checkKubeProxyMode(settings: Settings): Promise<void> {
+  const kube = providerKubeSettings();
+  if (!hasKubeconfig(kube)) return;
+  const { namespace, name } = KUBE_PROXY_CONFIG_MAP;
+  try {
+    const data = await readConfigMapData(kube, namespace, name);
+    const warning = kubeProxyModeWarning(settings.kubeProxyMode, statedKubeProxyMode(data));
+    if (warning !== undefined) await pulumi.log.warn(warning);
+  } catch (err) {
+    const reason = String((err as Error).message ?? err)
+      .split("\n")[0]!
+      .slice(0, 120);
+    await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
+  }
 }
 
 function deploy(settings: Settings, fleet: FleetPlan) {
@@ -69,7 +94,11 @@ function deploy(settings: Settings, fleet: FleetPlan) {
 
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
-const deployed = pulumi.output(planFleet(settings).then((fleet) => deploy(settings, fleet)));
+const deployed = pulumi.output(
+  Promise.all([planFleet(settings), checkKubeProxyMode(settings)]).then(([fleet]) =>
+    deploy(settings, fleet),
+  ),
+);
 
 export const clusterDnsIp = deployed.clusterDnsIp;
 export const localDnsIp = deployed.localDnsIp;

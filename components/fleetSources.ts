@@ -3,6 +3,8 @@
 // last update of this stack managed (its own `managedNodes` output, read through a StackReference
 // to itself). Everything they return goes to the pure fleetPlan (discovery.ts).
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
 
@@ -21,9 +23,9 @@ export function providerKubeSettings(): KubeSettings {
   return { kubeconfig: providerConfig.get("kubeconfig"), context: providerConfig.get("context") };
 }
 
-/** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
-export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
-  // Loaded only when discovery is on: an ES module (require(esm), Node >= 20.19).
+/** A CoreV1 client that reaches the cluster the way the kubernetes provider does. */
+async function coreApi(kube: KubeSettings) {
+  // Loaded only when needed: an ES module (require(esm), Node >= 20.19).
   const k8s = await import("@kubernetes/client-node");
   const kubeconfig = new k8s.KubeConfig();
   // Without the provider's own kubeconfig: KUBECONFIG, else ~/.kube/config, as the provider.
@@ -31,8 +33,42 @@ export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unk
   else if (fs.existsSync(kube.kubeconfig)) kubeconfig.loadFromFile(kube.kubeconfig);
   else kubeconfig.loadFromString(kube.kubeconfig);
   if (kube.context !== undefined) kubeconfig.setCurrentContext(kube.context);
+  return kubeconfig.makeApiClient(k8s.CoreV1Api);
+}
 
-  const api = kubeconfig.makeApiClient(k8s.CoreV1Api);
+/**
+ * Whether the program can know a cluster to ask: the provider's kubeconfig, KUBECONFIG,
+ * ~/.kube/config, or a pod's service account. Without one, client-node would fall back to
+ * localhost:8080, which is no cluster of this stack.
+ */
+export function hasKubeconfig(kube: KubeSettings): boolean {
+  return (
+    kube.kubeconfig !== undefined ||
+    (process.env.KUBECONFIG ?? "") !== "" ||
+    fs.existsSync(path.join(os.homedir(), ".kube", "config")) ||
+    process.env.KUBERNETES_SERVICE_HOST !== undefined
+  );
+}
+
+/** The data of ConfigMap namespace/name; undefined when there is no such ConfigMap. */
+export async function readConfigMapData(
+  kube: KubeSettings,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
+  const api = await coreApi(kube);
+  try {
+    const configMap = await api.readNamespacedConfigMap({ namespace, name });
+    return configMap.data ?? {};
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
+export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
+  const api = await coreApi(kube);
   const items: unknown[] = [];
   let continueToken: string | undefined;
   do {

@@ -8,8 +8,11 @@ export { renderNodeProgram, renderNodeScript, NodeAction, NodeScriptParams } fro
 export * from "./settings";
 export { clusterNodesFromList, fleetPlan, FleetPlan, ManagedNode } from "./discovery";
 export {
+  hasKubeconfig,
   listClusterNodes,
   previouslyManagedNodes,
   providerKubeSettings,
+  readConfigMapData,
   KubeSettings,
 } from "./fleetSources";
+export { KUBE_PROXY_CONFIG_MAP, kubeProxyModeWarning, statedKubeProxyMode } from "./kubeProxyMode";

@@ -34,6 +34,17 @@ const NODE_LIST = {
   ],
 };
 
+const KUBE_PROXY_CONFIG_MAP = {
+  kind: "ConfigMap",
+  apiVersion: "v1",
+  metadata: { name: "kube-proxy", namespace: "kube-system" },
+  data: {
+    "config.conf":
+      "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n",
+    "kubeconfig.conf": "apiVersion: v1\nkind: Config\n",
+  },
+};
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-discovery-"));
 const requests: string[] = [];
 const server = http.createServer((req, res) => {
@@ -41,6 +52,10 @@ const server = http.createServer((req, res) => {
   if (req.method === "GET" && req.url?.startsWith("/api/v1/nodes")) {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(NODE_LIST));
+  } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
+    // kubeadm's kube-proxy ConfigMap, in nftables mode (the stack says ipvs: the default).
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(KUBE_PROXY_CONFIG_MAP));
   } else {
     res.writeHead(404).end();
   }
@@ -111,7 +126,20 @@ const commandsOf = (node: string) =>
 
 describe("the program with discovery", () => {
   it("lists the Nodes once, through the kubeconfig's API server", () => {
-    assert.deepEqual(requests, ["GET /api/v1/nodes?limit=500"]);
+    assert.deepEqual(
+      requests.filter((r) => r.includes("/nodes")),
+      ["GET /api/v1/nodes?limit=500"],
+    );
+  });
+
+  it("reads kube-proxy's mode from kube-system/kube-proxy and warns that the stack says another", () => {
+    assert.ok(requests.includes("GET /api/v1/namespaces/kube-system/configmaps/kube-proxy"));
+    const about = warned.filter((w) => w.includes("kubeProxyMode"));
+    assert.deepEqual(about, [
+      "nodelocaldns:kubeProxyMode: ipvs, but kube-system/kube-proxy (config.conf) says mode: " +
+        "nftables; set kubeProxyMode: nftables (the objects and kubelet's switch are the same; " +
+        "the README's notes for that mode are the ones that apply)",
+    ]);
   });
 
   it("switches the selected Ready Node with its override and its known_hosts key", () => {
@@ -150,11 +178,14 @@ describe("the program with discovery", () => {
       { name: "w1", host: "10.0.0.1", port: 22 },
       { name: "w2", host: "10.0.0.2", port: 22 },
     ]);
-    assert.deepEqual(warned, [
-      "nodelocaldns:discover: not switched now: w3 (NotReady)",
-      "nodelocaldns:discover: left as they are: w2 (NotReady)",
-      "nodelocaldns:discover: left the cluster, retired without a revert: gone",
-      "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 2 nodes (w2): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
-    ]);
+    assert.deepEqual(
+      warned.filter((w) => !w.includes("kubeProxyMode")),
+      [
+        "nodelocaldns:discover: not switched now: w3 (NotReady)",
+        "nodelocaldns:discover: left as they are: w2 (NotReady)",
+        "nodelocaldns:discover: left the cluster, retired without a revert: gone",
+        "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 2 nodes (w2): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
+      ],
+    );
   });
 });

@@ -162,6 +162,44 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "preview warns when kube-system/kube-proxy states another mode than kubeProxyMode",
+    STEP,
+    async () => {
+      const api = cluster.controlPlane.api;
+      const silent = await ws.operation("preview", STACK);
+      assert.ok(silent.ok, silent.error);
+      assert.doesNotMatch(silent.log, /kubeProxyMode/, "no kube-proxy ConfigMap: nothing to say");
+      // kubeadm's ConfigMap, in iptables mode; the stack keeps the default, ipvs.
+      const created = await api.request("POST", "/api/v1/namespaces/kube-system/configmaps", {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "kube-proxy", namespace: "kube-system" },
+        data: {
+          "config.conf":
+            "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\n",
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      try {
+        const preview = await ws.operation("preview", STACK);
+        assert.ok(preview.ok, preview.error);
+        assert.match(
+          preview.log,
+          /nodelocaldns:kubeProxyMode: ipvs, but kube-system\/kube-proxy \(config\.conf\) says mode: iptables; set kubeProxyMode: iptables/,
+        );
+        // Only a warning: nothing to change.
+        assert.deepEqual(Object.keys(preview.changeSummary ?? {}).sort(), ["read", "same"]);
+      } finally {
+        const deleted = await api.request(
+          "DELETE",
+          "/api/v1/namespaces/kube-system/configmaps/kube-proxy",
+        );
+        assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+      }
+    },
+  );
+
+  it(
     "a config change runs update on each node's Commands, without a kubelet restart",
     STEP,
     async () => {
