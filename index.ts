@@ -49,21 +49,25 @@ async function planFleet(settings: Settings): Promise<FleetPlan> {
 
 /**
  * kube-proxy's mode as kube-system/kube-proxy states it, against kubeProxyMode: a warning when
- * they differ. A cluster that cannot be asked, or has no such ConfigMap, is only noted.
+ * they differ. Returns what the cluster states, for a stack output. It runs beside the
+ * registrations (loading the Kubernetes client takes about a second): the stack output makes
+ * the engine wait for it.
  */
-async function checkKubeProxyMode(settings: Settings): Promise<void> {
+async function checkKubeProxyMode(settings: Settings): Promise<string> {
   const kube = providerKubeSettings();
-  if (!hasKubeconfig(kube)) return;
+  if (!hasKubeconfig(kube)) return "not checked: no kubeconfig";
   const { namespace, name } = KUBE_PROXY_CONFIG_MAP;
   try {
-    const data = await readConfigMapData(kube, namespace, name);
-    const warning = kubeProxyModeWarning(settings.kubeProxyMode, statedKubeProxyMode(data));
+    const stated = statedKubeProxyMode(await readConfigMapData(kube, namespace, name));
+    const warning = kubeProxyModeWarning(settings.kubeProxyMode, stated);
     if (warning !== undefined) await pulumi.log.warn(warning);
+    return stated === undefined ? `not stated in ${namespace}/${name}` : stated.mode;
   } catch (err) {
     const reason = String((err as Error).message ?? err)
       .split("\n")[0]!
       .slice(0, 120);
     await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
+    return `not checked: cannot read ${namespace}/${name}`;
   }
 }
 
@@ -94,11 +98,9 @@ function deploy(settings: Settings, fleet: FleetPlan) {
 
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
-const deployed = pulumi.output(
-  Promise.all([planFleet(settings), checkKubeProxyMode(settings)]).then(([fleet]) =>
-    deploy(settings, fleet),
-  ),
-);
+const deployed = pulumi.output(planFleet(settings).then((fleet) => deploy(settings, fleet)));
+/** kube-proxy's mode as the cluster's kube-system/kube-proxy ConfigMap states it. */
+export const kubeProxyModeInCluster = checkKubeProxyMode(settings);
 
 export const clusterDnsIp = deployed.clusterDnsIp;
 export const localDnsIp = deployed.localDnsIp;

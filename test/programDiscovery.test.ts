@@ -63,6 +63,7 @@ const server = http.createServer((req, res) => {
 const warned: string[] = [];
 let regs: Registration[];
 let program: typeof import("../index");
+let kubeProxyModeInCluster: string;
 
 before(async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -103,6 +104,7 @@ before(async () => {
   });
   program = await import("../index");
   await valueOf(program.managedNodes);
+  kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
   await runtime.settled();
   regs = runtime.registrations;
 });
@@ -134,6 +136,7 @@ describe("the program with discovery", () => {
 
   it("reads kube-proxy's mode from kube-system/kube-proxy and warns that the stack says another", () => {
     assert.ok(requests.includes("GET /api/v1/namespaces/kube-system/configmaps/kube-proxy"));
+    assert.equal(kubeProxyModeInCluster, "nftables", "the stack output");
     const about = warned.filter((w) => w.includes("kubeProxyMode"));
     assert.deepEqual(about, [
       "nodelocaldns:kubeProxyMode: ipvs, but kube-system/kube-proxy (config.conf) says mode: " +
