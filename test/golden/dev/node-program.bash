@@ -282,11 +282,12 @@ create_temp_file() {
 }
 
 # Writes content $2 to path $1 atomically. $3 is the file whose owner, mode and labels the new
-# file gets (default: $1 itself when it exists); $4 the mode of a new file without one.
+# file gets (default: $1 itself when it exists; "" for none: the state files, which are root's
+# own); $4 the mode of a file without one.
 write_file_atomic() {
   local path=$1
   local content=$2
-  local reference=${3:-$1}
+  local reference=${3-$1}
   local new_mode=${4:-0644}
   local directory=${path%/*}
   local name=${path##*/}
