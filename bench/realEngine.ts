@@ -176,7 +176,8 @@ exit 1`;
   return (end! - start!) * 1000;
 }
 
-function ok(r: { code: number; stdout: string; stderr: string }): void {
+/** Throws with the CLI's stderr unless it exited 0. */
+export function ok(r: { code: number; stdout: string; stderr: string }): void {
   if (r.code !== 0) throw new Error(`pulumi: ${r.stderr.trim()}`);
 }
 

@@ -13,6 +13,7 @@ import { E2eCluster, KUBE_DNS_IP } from "../test/e2e/pulumi/cluster";
 import { CLUSTER_TOOLS, clusterTestOptions } from "../test/e2e/pulumi/tools";
 import { PulumiWorkspace } from "../test/e2e/pulumi/workspace";
 import { requireTools } from "../test/e2e/support/toolchain";
+import { ok } from "./realEngine";
 import { ratio, seconds, spread, summarize, table, verdict } from "./stats";
 
 export const PREVIEW_GOAL = 1.3;
@@ -135,10 +136,6 @@ async function configureStack(ws: PulumiWorkspace, stack: string, nodes: number,
   }
   args.push("--secret", `ssh.privateKey=${key}`);
   ok(await ws.cli(args));
-}
-
-function ok(r: { code: number; stdout: string; stderr: string }): void {
-  if (r.code !== 0) throw new Error(`pulumi: ${r.stderr.trim()}`);
 }
 
 export function previewTables(r: PreviewResult): {

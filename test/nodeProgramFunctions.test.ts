@@ -164,23 +164,28 @@ describe("the node program's helpers that run no process", () => {
     }
   });
 
-  it("create_temp_file skips a name that a symlink already has", () => {
+  it("create_temp_file skips a name that a symlink already has, to a file or to a device", () => {
     const target = path.join(dir, "target");
     fs.writeFileSync(target, "keep");
-    // RANDOM seeded: the first name it picks is known, and a symlink is put there first.
-    const first = bash(
-      `${program}umask 077\nRANDOM=7\ncreate_temp_file ${dir} seeded\nprintf '%s' "\${temp_file}"`,
-    );
-    assert.equal(first.status, 0, first.stderr);
-    fs.rmSync(first.stdout);
-    fs.symlinkSync(target, first.stdout);
-    const second = bash(
-      `${program}umask 077\nRANDOM=7\ncreate_temp_file ${dir} seeded\nprintf '%s' "\${temp_file}"`,
-    );
-    assert.equal(second.status, 0, second.stderr);
-    assert.notEqual(second.stdout, first.stdout);
+    // noclobber alone refuses a symlink to a regular file, but would open one to /dev/null.
+    for (const [seed, linkTo] of [
+      [7, target],
+      [8, "/dev/null"],
+    ] as const) {
+      // RANDOM seeded: the first name it picks is known, and a symlink is put there first.
+      const pick =
+        `${program}umask 077\nRANDOM=${seed}\ncreate_temp_file ${dir} seeded\n` +
+        `printf '%s' "\${temp_file}"`;
+      const first = bash(pick);
+      assert.equal(first.status, 0, first.stderr);
+      fs.rmSync(first.stdout);
+      fs.symlinkSync(linkTo, first.stdout);
+      const second = bash(pick);
+      assert.equal(second.status, 0, second.stderr);
+      assert.notEqual(second.stdout, first.stdout, `a symlink to ${linkTo} was taken`);
+      assert.ok(fs.lstatSync(first.stdout).isSymbolicLink());
+    }
     assert.equal(fs.readFileSync(target, "utf8"), "keep");
-    assert.ok(fs.lstatSync(first.stdout).isSymbolicLink());
   });
 
   it("canonical_ip_list sets canonical_list; an entry that is no IP fails it", () => {

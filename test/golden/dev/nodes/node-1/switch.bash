@@ -163,8 +163,7 @@ find_delivered_program() {
 # pods: a file with PROGRAM_SHA256 is the program wherever it is. Only without one there is
 # kubelet's own --root-dir read (a systemctl call) and, if it is another, looked under.
 find_delivered_program_on_node() {
-  kubelet_root=${DEFAULT_KUBELET_ROOT_DIR}
-  if find_delivered_program "${kubelet_root}"; then
+  if find_delivered_program "${DEFAULT_KUBELET_ROOT_DIR}"; then
     return 0
   fi
   read_kubelet_root_dir
