@@ -6,6 +6,7 @@ import { toolchainTestOptions } from "../support/toolchain";
 
 export const CLUSTER_TOOLS = [
   "pulumi",
+  "pulumi-resource-pulumi-nodejs",
   "pulumi-resource-kubernetes",
   "pulumi-resource-command",
   "etcd",

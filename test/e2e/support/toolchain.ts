@@ -9,6 +9,8 @@ import * as path from "node:path";
 /** The artifacts build.sh --paths knows, with the build.sh component that builds each. */
 export const TOOL_COMPONENTS = {
   pulumi: "pulumi",
+  /** The SDK's dynamic-provider plugin script, beside the CLI as in Pulumi's releases. */
+  "pulumi-resource-pulumi-nodejs": "pulumi",
   "pulumi-resource-kubernetes": "kubernetes-provider",
   "pulumi-resource-command": "command-provider",
   "kube-apiserver": "controlplane",

@@ -123,7 +123,7 @@ component_versions() {
 # The artifacts of a component, one "name relative-path" pair per line.
 component_artifacts() {
   case "$1" in
-    pulumi) echo "pulumi pulumi" ;;
+    pulumi) printf '%s %s\n' pulumi pulumi pulumi-resource-pulumi-nodejs pulumi-resource-pulumi-nodejs ;;
     kubernetes-provider) echo "pulumi-resource-kubernetes pulumi-resource-kubernetes" ;;
     controlplane) printf '%s %s\n' kube-apiserver kube-apiserver kube-controller-manager \
       kube-controller-manager kube-scheduler kube-scheduler ;;
@@ -137,6 +137,7 @@ component_artifacts() {
 # The order --paths prints the artifacts in, with the component that builds each.
 readonly PATH_ORDER=(
   pulumi:pulumi
+  pulumi-resource-pulumi-nodejs:pulumi
   pulumi-resource-kubernetes:kubernetes-provider
   pulumi-resource-command:command-provider
   kube-apiserver:controlplane
@@ -168,6 +169,7 @@ component_recipe() {
   case "$1" in
     pulumi)
       echo "tags=osusergo,grpcnotrace ldflags=-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
+      echo "plus sdk/v3 nodejs/dist/pulumi-resource-pulumi-nodejs, mode 0755"
       ;;
     kubernetes-provider)
       echo "generate VERSION=${PULUMI_KUBERNETES_VERSION}; main.go copied next to schema-embed.json terraform-mapping-embed.json;"
@@ -259,6 +261,12 @@ build_pulumi() {
   go -C "${dir}" build -trimpath -tags osusergo,grpcnotrace \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}" \
     -o "${out}/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  # The dynamic-provider plugin: a shell script of the SDK that runs the program's own
+  # @pulumi/pulumi/cmd/dynamic-provider. Pulumi's release archives carry it beside the CLI, where
+  # the engine looks for its bundled plugins first (on $PATH it works too, with a warning).
+  install -m 0755 \
+    "$(module_dir "${dir}" github.com/pulumi/pulumi/sdk/v3)/nodejs/dist/pulumi-resource-pulumi-nodejs" \
+    "${out}/pulumi-resource-pulumi-nodejs"
 }
 
 # The provider's main.go embeds schema-embed.json and terraform-mapping-embed.json, which
