@@ -76,6 +76,7 @@ function deploy(settings: Settings, fleet: FleetPlan) {
   const dns = new NodeLocalDns("nodelocaldns", {
     settings: { ...settings, nodes: fleet.nodes },
     retired: fleet.retired,
+    kube: providerKubeSettings(),
   });
   return {
     clusterDnsIp: dns.clusterDnsIp,
@@ -85,6 +86,16 @@ function deploy(settings: Settings, fleet: FleetPlan) {
     kubeletSwitches: Object.fromEntries(
       fleet.nodes.map((node, i) => [node.name, dns.kubeletSwitches[i].stdout]),
     ),
+    // With kubeadmKubeletConfig: what kube-system/kubelet-config listed before us, and now.
+    kubeadmKubeletConfig:
+      dns.kubeadmKubeletConfig === undefined
+        ? "not managed (kubeadmKubeletConfig: false)"
+        : pulumi
+            .all([dns.kubeadmKubeletConfig.originalClusterDns, dns.kubeadmKubeletConfig.clusterDns])
+            .apply(
+              ([before, now]) =>
+                `kube-system/kubelet-config clusterDNS: [${before.join(", ")}] -> [${now.join(", ")}]`,
+            ),
     // What the next update's discovery compares the cluster with (fleetSources.ts).
     managedNodes: fleet.nodes.map(({ name, host, port }) => ({ name, host, port })),
     checks: [
@@ -109,5 +120,7 @@ export const daemonSetName = deployed.daemonSetName;
 /** What each node's kubelet switch reported (old value, new value, restarted or not). */
 export const kubeletSwitches = deployed.kubeletSwitches;
 export const managedNodes = deployed.managedNodes;
+/** kubeadm's kube-system/kubelet-config: its clusterDNS before and after (kubeadmKubeletConfig). */
+export const kubeadmKubeletConfig = deployed.kubeadmKubeletConfig;
 /** What an operator checks after `pulumi up`. */
 export const checks = deployed.checks;

@@ -1,22 +1,31 @@
 // npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>]
-//   [--project-dir <dir>]
+//   [--kubelet-config-from <file>] [--project-dir <dir>]
 //
 // Offline: reads Pulumi.yaml and Pulumi.<stack>.yaml itself (no Pulumi CLI, no cluster, no secret
 // decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml, the node
 // program its ConfigMap delivers (<out>/node-program.bash) and, per node,
-// <out>/nodes/<node>/{switch.bash,guard.bash,commands.txt}. Node directories an earlier render
+// <out>/nodes/<node>/{switch.bash,guard.bash,commands.txt}, and with kubeadmKubeletConfig the
+// kubeadm kubelet-config document as `up` would write it (<out>/kubelet-config.yaml). Node directories an earlier render
 // left for nodes no longer in the stack are removed (a loop over out/nodes/* must not find them).
 // Bad config writes nothing.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseSettings } from "../components/config";
-import { EARLIER_NODE_FILES, NODE_FILES, renderStack } from "../components/render";
+import { KUBELET_CONFIG_MAP, ORIGINAL_ANNOTATION } from "../components/kubeletConfigMap";
+import {
+  EARLIER_NODE_FILES,
+  KUBELET_CONFIG_FILE,
+  NODE_FILES,
+  renderStack,
+  type SavedKubeletConfig,
+} from "../components/render";
+import type { Settings } from "../components/settings";
 import { describePlan, planRollout } from "../components/rollout";
 import { rawConfigFromFiles } from "../components/stackConfig";
 import { discoveredFleet, listedFleet } from "./fleet";
 
-const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>] [--project-dir <dir>]
+const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>] [--kubelet-config-from <file>] [--project-dir <dir>]
 
 Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/manifests.yaml                 the Kubernetes objects, in apply order
@@ -26,10 +35,15 @@ Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
                                        the delivered node program
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
   <dir>/nodes/<node>/commands.txt      the command lines both Commands run
+  <dir>/kubelet-config.yaml            with kubeadmKubeletConfig: the \`kubelet\` document of
+                                       kube-system/kubelet-config as up writes it
   --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
   --nodes-from <file>     with nodelocaldns:discover, the cluster's Nodes: the output of
                           \`kubectl get nodes -o json\` (render has no state: nodes that left the
                           cluster since the last \`up\` are not shown)
+  --kubelet-config-from <file>
+                          with nodelocaldns:kubeadmKubeletConfig, the cluster's ConfigMap: the
+                          output of \`kubectl -n kube-system get configmap kubelet-config -o json\`
   --project-dir <dir>     where Pulumi.yaml is (default: .)
   --help                  this text`;
 
@@ -43,6 +57,7 @@ export function main(argv: string[]): number {
         out: { type: "string" },
         "cluster-dns-ip": { type: "string" },
         "nodes-from": { type: "string" },
+        "kubelet-config-from": { type: "string" },
         "project-dir": { type: "string", default: "." },
         help: { type: "boolean" },
       },
@@ -86,7 +101,8 @@ export function main(argv: string[]): number {
         : discoveredFleet(settings, args["nodes-from"]);
     fleet.warnings.forEach((w) => console.error(`warning: ${w}`));
     const nodes = fleet.nodes;
-    const files = renderStack({ ...settings, nodes, clusterDnsIp });
+    const kubeletConfig = savedKubeletConfig(settings, args["kubelet-config-from"]);
+    const files = renderStack({ ...settings, nodes, clusterDnsIp }, kubeletConfig);
     const removed = removeStaleNodeDirs(
       args.out,
       nodes.map((n) => n.name),
@@ -102,7 +118,7 @@ export function main(argv: string[]): number {
       fs.chmodSync(target, file.mode);
     }
     console.log(
-      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, node-program.bash, ${nodes.length} node directories)`,
+      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, node-program.bash, ${kubeletConfig === undefined ? "" : `${KUBELET_CONFIG_FILE}, `}${nodes.length} node directories)`,
     );
     console.log(`rollout: ${describePlan(planRollout(nodes, settings.rollout))}`);
     for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);
@@ -111,6 +127,40 @@ export function main(argv: string[]): number {
     console.error(err instanceof ConfigError ? err.message : `render: ${(err as Error).message}`);
     return 1;
   }
+}
+
+/** With kubeadmKubeletConfig, the ConfigMap saved in `file`; without it, a file is a mistake. */
+function savedKubeletConfig(
+  settings: Settings,
+  file: string | undefined,
+): SavedKubeletConfig | undefined {
+  if (!settings.kubeadmKubeletConfig) {
+    if (file !== undefined)
+      throw new Error("--kubelet-config-from needs nodelocaldns:kubeadmKubeletConfig");
+    return undefined;
+  }
+  if (file === undefined) {
+    throw new Error(
+      "nodelocaldns:kubeadmKubeletConfig edits the cluster's kube-system/kubelet-config: pass " +
+        "--kubelet-config-from <file> (kubectl -n kube-system get configmap kubelet-config -o json > kubelet-config.json)",
+    );
+  }
+  let configMap: {
+    metadata?: { annotations?: Record<string, string> };
+    data?: Record<string, string>;
+  };
+  try {
+    configMap = JSON.parse(fs.readFileSync(file, "utf8")) as typeof configMap;
+  } catch (err) {
+    throw new Error(`--kubelet-config-from ${file}: ${(err as Error).message}`);
+  }
+  const text = configMap.data?.[KUBELET_CONFIG_MAP.key];
+  if (typeof text !== "string") {
+    throw new Error(
+      `--kubelet-config-from ${file}: no \`${KUBELET_CONFIG_MAP.key}\` key in its data`,
+    );
+  }
+  return { text, annotation: configMap.metadata?.annotations?.[ORIGINAL_ANNOTATION] };
 }
 
 /**

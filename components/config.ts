@@ -33,6 +33,7 @@ const KEYS = {
   dnsServiceName: false,
   localDnsIp: false,
   fallbackToKubeDns: false,
+  kubeadmKubeletConfig: false,
   clusterDomain: false,
   kubeProxyMode: false,
   image: false,
@@ -117,6 +118,8 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
     localDnsIp,
     fallbackToKubeDns:
       c.boolean("fallbackToKubeDns", v.fallbackToKubeDns) ?? DEFAULTS.fallbackToKubeDns,
+    kubeadmKubeletConfig:
+      c.boolean("kubeadmKubeletConfig", v.kubeadmKubeletConfig) ?? DEFAULTS.kubeadmKubeletConfig,
     clusterDomain:
       c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
     kubeProxyMode,

@@ -27,6 +27,10 @@ const REFERENCE: Record<Key, [string, string]> = {
     code(String(DEFAULTS.fallbackToKubeDns)),
     '`true`: kubelet gets `[localDnsIp, clusterDnsIp]`, so pods fall back to kube-dns when their node\'s cache is down (cost: README "Fallback to kube-dns")',
   ],
+  kubeadmKubeletConfig: [
+    code(String(DEFAULTS.kubeadmKubeletConfig)),
+    '`true` on kubeadm clusters: kubelet\'s cluster DNS is also set in `kube-system/kubelet-config`, so nodes that join or upgrade keep the cache; destroy puts the exact original value back (README "kubeadm clusters")',
+  ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [
     code(DEFAULTS.kubeProxyMode),

@@ -7,33 +7,17 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
+import { coreV1Api, type KubeSettings } from "./kubeClient";
+
+export type { KubeSettings };
 
 /** Page size of the Node list: bounded memory on large clusters. */
 const PAGE_SIZE = 500;
-
-/** The kubernetes provider's `kubeconfig` (a path or the text itself) and `context`, if set. */
-export interface KubeSettings {
-  kubeconfig?: string;
-  context?: string;
-}
 
 /** The kubernetes provider's settings from the stack config (the program's view of them). */
 export function providerKubeSettings(): KubeSettings {
   const providerConfig = new pulumi.Config("kubernetes");
   return { kubeconfig: providerConfig.get("kubeconfig"), context: providerConfig.get("context") };
-}
-
-/** A CoreV1 client that reaches the cluster the way the kubernetes provider does. */
-async function coreApi(kube: KubeSettings) {
-  // Loaded only when needed: an ES module (require(esm), Node >= 20.19).
-  const k8s = await import("@kubernetes/client-node");
-  const kubeconfig = new k8s.KubeConfig();
-  // Without the provider's own kubeconfig: KUBECONFIG, else ~/.kube/config, as the provider.
-  if (kube.kubeconfig === undefined) kubeconfig.loadFromDefault();
-  else if (fs.existsSync(kube.kubeconfig)) kubeconfig.loadFromFile(kube.kubeconfig);
-  else kubeconfig.loadFromString(kube.kubeconfig);
-  if (kube.context !== undefined) kubeconfig.setCurrentContext(kube.context);
-  return kubeconfig.makeApiClient(k8s.CoreV1Api);
 }
 
 /**
@@ -56,7 +40,7 @@ export async function readConfigMapData(
   namespace: string,
   name: string,
 ): Promise<Record<string, string> | undefined> {
-  const api = await coreApi(kube);
+  const api = await coreV1Api(kube);
   try {
     const configMap = await api.readNamespacedConfigMap({ namespace, name });
     return configMap.data ?? {};
@@ -68,7 +52,7 @@ export async function readConfigMapData(
 
 /** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
 export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
-  const api = await coreApi(kube);
+  const api = await coreV1Api(kube);
   const items: unknown[] = [];
   let continueToken: string | undefined;
   do {

@@ -5,6 +5,8 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
+import type { KubeSettings } from "./kubeClient";
+import { KubeletConfigClusterDns } from "./kubeletConfigMapResource";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
 import { renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
@@ -18,6 +20,8 @@ export interface NodeLocalDnsArgs {
   settings: Settings;
   /** Nodes that left the cluster: their Commands are retired without dialling them. */
   retired?: ManagedNode[];
+  /** The kubernetes provider's kubeconfig and context, for the kubeadmKubeletConfig edit. */
+  kube?: KubeSettings;
 }
 
 export class NodeLocalDns extends pulumi.ComponentResource {
@@ -29,6 +33,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   readonly kubeletSwitches: command.remote.Command[];
   /** One revert guard per node, in config order (see switchKubelets). */
   readonly revertGuards: command.remote.Command[];
+  /** With kubeadmKubeletConfig: the clusterDNS edit of kube-system/kubelet-config. */
+  readonly kubeadmKubeletConfig?: KubeletConfigClusterDns;
   private readonly commandProvider: command.Provider;
 
   constructor(name: string, args: NodeLocalDnsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -96,6 +102,24 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fields("metricsService", "metadata", "spec"),
       fixedName,
     );
+
+    // kubeadm's copy of kubelet's config, for nodes that join or upgrade: set once the cache runs
+    // everywhere; on destroy, put back before the DaemonSet goes (it depends on the DaemonSet).
+    if (settings.kubeadmKubeletConfig) {
+      this.kubeadmKubeletConfig = new KubeletConfigClusterDns(
+        `${name}-kubeadm-kubelet-config`,
+        {
+          addresses: resolved.apply(({ localDnsIp, clusterDnsIp, fallbackToKubeDns }) => ({
+            localDnsIp,
+            clusterDnsIp,
+            fallbackToKubeDns,
+          })),
+          kubeconfig: args.kube?.kubeconfig,
+          context: args.kube?.context,
+        },
+        { parent: this, dependsOn: [this.daemonSet] },
+      );
+    }
 
     [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(name, settings, resolved, [
       configMap,

@@ -1,6 +1,7 @@
 // What the offline render writes, as pure data: relative path -> file content. The CLI
 // (cli/render.ts) only writes these files; the component registers the same objects and programs.
 import { stringify } from "yaml";
+import { keptOriginal, planKubeletConfigEdit } from "./kubeletConfigMap";
 import { nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
 import {
@@ -23,7 +24,19 @@ export const NODE_FILES = ["switch.bash", "guard.bash", "commands.txt"] as const
 /** What earlier versions wrote per node (a stale node directory holding them is ours to remove). */
 export const EARLIER_NODE_FILES = ["program.bash", "create.sh", "update.sh", "delete.sh"] as const;
 
-export function renderStack(settings: ResolvedSettings): RenderedFile[] {
+/** kube-system/kubelet-config as saved from the cluster: its `kubelet` document, our annotation. */
+export interface SavedKubeletConfig {
+  text: string;
+  annotation?: string;
+}
+
+/** With kubeadmKubeletConfig: the `kubelet` document as `up` writes it into kubelet-config. */
+export const KUBELET_CONFIG_FILE = "kubelet-config.yaml";
+
+export function renderStack(
+  settings: ResolvedSettings,
+  kubeletConfig?: SavedKubeletConfig,
+): RenderedFile[] {
   const manifests = nodeLocalDnsObjects(settings)
     .all.map((o) => stringify(o, { lineWidth: 0 }))
     .join("---\n");
@@ -33,6 +46,11 @@ export function renderStack(settings: ResolvedSettings): RenderedFile[] {
     // The ConfigMap's program as a file of its own, to read as bash rather than as YAML.
     { path: NODE_PROGRAM_DELIVERY.file, content: DELIVERED_NODE_PROGRAM, mode: 0o644 },
   ];
+  if (kubeletConfig !== undefined) {
+    const known = keptOriginal(kubeletConfig.annotation);
+    const edit = planKubeletConfigEdit(kubeletConfig.text, known, settings);
+    files.push({ path: KUBELET_CONFIG_FILE, content: edit.text, mode: 0o644 });
+  }
   for (const node of settings.nodes) {
     const params = nodeScriptParams(settings, node);
     const dir = `nodes/${node.name}`;

@@ -77,6 +77,8 @@ export interface Settings {
   localDnsIp: string;
   /** kubelet gets [localDnsIp, clusterDnsIp]: pods fall back to kube-dns when the cache is down. */
   fallbackToKubeDns: boolean;
+  /** Also set clusterDNS in kubeadm's kube-system/kubelet-config, and put it back on destroy. */
+  kubeadmKubeletConfig: boolean;
   clusterDomain: string;
   kubeProxyMode: KubeProxyMode;
   image: string;
@@ -106,6 +108,7 @@ export const DEFAULTS = {
   dnsServiceName: "kube-dns",
   localDnsIp: "169.254.20.10",
   fallbackToKubeDns: false,
+  kubeadmKubeletConfig: false,
   clusterDomain: "cluster.local",
   kubeProxyMode: "ipvs" as KubeProxyMode,
   image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8",

@@ -62,22 +62,19 @@ describe("parseSettings defaults", () => {
     assert.equal(settings.rollout.batchSize, 10);
   });
 
-  it("takes fallbackToKubeDns as a boolean or as the text `pulumi config set` stores", () => {
-    for (const value of [true, "true"]) {
-      assert.equal(
-        parseSettings(raw({ fallbackToKubeDns: value })).settings.fallbackToKubeDns,
-        true,
+  for (const key of ["fallbackToKubeDns", "kubeadmKubeletConfig"] as const) {
+    it(`takes ${key} as a boolean or as the text \`pulumi config set\` stores`, () => {
+      assert.equal(parseSettings(raw({})).settings[key], false, "off by default");
+      for (const value of [true, "true"]) {
+        assert.equal(parseSettings(raw({ [key]: value })).settings[key], true);
+      }
+      assert.equal(parseSettings(raw({ [key]: "false" })).settings[key], false);
+      assert.throws(
+        () => parseSettings(raw({ [key]: "yes" })),
+        new RegExp(`nodelocaldns:${key}: must be true or false, got "yes"`),
       );
-    }
-    assert.equal(
-      parseSettings(raw({ fallbackToKubeDns: "false" })).settings.fallbackToKubeDns,
-      false,
-    );
-    assert.throws(
-      () => parseSettings(raw({ fallbackToKubeDns: "yes" })),
-      /nodelocaldns:fallbackToKubeDns: must be true or false, got "yes"/,
-    );
-  });
+    });
+  }
 
   it("accepts every kube-proxy mode, ipvs when unset", () => {
     assert.equal(parseSettings(raw({})).settings.kubeProxyMode, "ipvs");
@@ -204,7 +201,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       "unknown keys at every level",
       { locaDnsIp: "1.2.3.4", cache: { ttl: 30, tll: 5 }, rollout: { batch: 2 } },
       [
-        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, discover, ssh, kubelet, rollout, stateDir)",
+        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, kubeadmKubeletConfig, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, nodes, discover, ssh, kubelet, rollout, stateDir)",
         "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
         "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, canary, maxBatch, growth, readyTimeoutSeconds, kubeletTimeoutSeconds)",
       ],

@@ -340,3 +340,79 @@ describe("npm run render with discovery", () => {
     assert.equal(fs.existsSync(out), false, "nothing written");
   });
 });
+
+describe("npm run render with kubeadmKubeletConfig", () => {
+  const stack = [
+    "  nodelocaldns:clusterDnsIp: 10.96.0.10",
+    "  nodelocaldns:kubeadmKubeletConfig: true",
+    "  nodelocaldns:nodes:",
+    "    - name: n1",
+    "      host: 10.0.0.1",
+  ];
+  const kubeadm = fs.readFileSync(
+    path.join(__dirname, "fixtures", "kubeadm-kubelet-config.yaml"),
+    "utf8",
+  );
+  /** The ConfigMap as `kubectl -n kube-system get configmap kubelet-config -o json` prints it. */
+  const saved = (dir: string, annotations?: Record<string, string>) => {
+    const file = path.join(dir, "kubelet-config.json");
+    const metadata = { name: "kubelet-config", namespace: "kube-system", annotations };
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ kind: "ConfigMap", metadata, data: { kubelet: kubeadm } }),
+    );
+    return file;
+  };
+  const run = (dir: string, ...extra: string[]) => {
+    const out = path.join(dir, "out");
+    let result!: { code: number; stderr: string };
+    const stdout = captureStdout(() => {
+      result = capture(() =>
+        main(["--stack", "test", "--out", out, "--project-dir", dir, ...extra]),
+      );
+      return result.code;
+    });
+    return { ...result, stdout: stdout.text, out };
+  };
+
+  it("writes the kubelet document as up would: only the clusterDNS entry changed", () => {
+    const dir = project(stack);
+    const r = run(dir, "--kubelet-config-from", saved(dir));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /node-program\.bash, kubelet-config\.yaml, 1 node directories\)/);
+    assert.equal(
+      fs.readFileSync(path.join(r.out, "kubelet-config.yaml"), "utf8"),
+      kubeadm.replace("\n- 10.96.0.10\n", "\n- 169.254.20.10\n"),
+    );
+  });
+
+  it("takes the original from our annotation on a ConfigMap already switched", () => {
+    const dir = project([...stack, "  nodelocaldns:fallbackToKubeDns: true"]);
+    const annotation = JSON.stringify({ clusterDNS: "clusterDNS:\n- 10.96.0.10\n" });
+    const file = saved(dir, { "node-local-dns.pulumi/original-cluster-dns": annotation });
+    const switched = JSON.parse(fs.readFileSync(file, "utf8")) as { data: { kubelet: string } };
+    switched.data.kubelet = kubeadm.replace("\n- 10.96.0.10\n", "\n- 169.254.20.10\n");
+    fs.writeFileSync(file, JSON.stringify(switched));
+    const r = run(dir, "--kubelet-config-from", file);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      fs.readFileSync(path.join(r.out, "kubelet-config.yaml"), "utf8"),
+      kubeadm.replace("\n- 10.96.0.10\n", "\n- 169.254.20.10\n- 10.96.0.10\n"),
+    );
+  });
+
+  it("says where the ConfigMap comes from, and refuses the file without the option", () => {
+    const dir = project(stack);
+    const missing = run(dir);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /pass --kubelet-config-from <file> \(kubectl -n kube-system get configmap kubelet-config -o json > kubelet-config\.json\)/,
+    );
+    assert.equal(fs.existsSync(missing.out), false, "nothing written");
+    const off = project(stack.filter((line) => !line.includes("kubeadmKubeletConfig")));
+    const stray = run(off, "--kubelet-config-from", saved(off));
+    assert.equal(stray.code, 1);
+    assert.match(stray.stderr, /--kubelet-config-from needs nodelocaldns:kubeadmKubeletConfig/);
+  });
+});

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { main as render } from "../../cli/render";
+import { ORIGINAL_ANNOTATION } from "../../components/kubeletConfigMap";
 import { KUBELET_LAYOUTS } from "../support/systemdNode";
 import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
 import { PulumiWorkspace } from "./pulumi/workspace";
@@ -25,6 +26,12 @@ const STACK = "e2e";
 const LOCAL_DNS_IP = "169.254.20.10";
 const CONFIG = "/var/lib/kubelet/config.yaml";
 const STEP = { timeout: 10 * 60_000 };
+const NS = "/api/v1/namespaces/kube-system";
+/** kube-system/kubelet-config's `kubelet` key as kubeadm writes it. */
+const KUBEADM_KUBELET_CONFIG = fs.readFileSync(
+  path.join(__dirname, "..", "fixtures", "kubeadm-kubelet-config.yaml"),
+  "utf8",
+);
 
 let cluster: E2eCluster;
 let ws: PulumiWorkspace;
@@ -306,6 +313,50 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "kubeadmKubeletConfig: kubelet-config gets the cache's address and nothing else; no restart",
+    STEP,
+    async () => {
+      const created = await cluster.controlPlane.api.create(`${NS}/configmaps`, {
+        metadata: { name: "kubelet-config", namespace: "kube-system" },
+        data: { kubelet: KUBEADM_KUBELET_CONFIG },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const before = await startsOf(cluster.nodes);
+      ok(await ws.cli(["config", "set", "kubeadmKubeletConfig", "true"]));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.equal(up.summary?.resourceChanges?.create, 1, JSON.stringify(up.summary));
+      assert.equal(up.summary?.resourceChanges?.update, undefined, JSON.stringify(up.summary));
+      assert.equal(
+        up.outputs?.kubeadmKubeletConfig,
+        `kube-system/kubelet-config clusterDNS: [10.96.0.10] -> [${LOCAL_DNS_IP}]`,
+      );
+      const edited = await kubeletConfigMap();
+      assert.equal(
+        edited.data.kubelet,
+        KUBEADM_KUBELET_CONFIG.replace("\n- 10.96.0.10\n", `\n- ${LOCAL_DNS_IP}\n`),
+        "only the clusterDNS entry changed",
+      );
+      assert.deepEqual(JSON.parse(edited.metadata.annotations?.[ORIGINAL_ANNOTATION] ?? "null"), {
+        clusterDNS: "clusterDNS:\n- 10.96.0.10\n",
+      });
+      assert.deepEqual(await startsOf(cluster.nodes), before, "no kubelet restarted");
+
+      // Someone else changes another field; the next up sees nothing to do.
+      const theirs = edited.data.kubelet.replace("cgroupDriver: systemd", "cgroupDriver: cgroupfs");
+      const put = await cluster.controlPlane.api.update(`${NS}/configmaps/kubelet-config`, {
+        ...edited,
+        data: { kubelet: theirs },
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      const again = await ws.operation("up", STACK);
+      assert.ok(again.ok, again.error);
+      assert.deepEqual(Object.keys(again.summary?.resourceChanges ?? {}).sort(), ["read", "same"]);
+      assert.equal((await kubeletConfigMap()).data.kubelet, theirs);
+    },
+  );
+
+  it(
     "destroy stops at a node whose revert fails, and keeps the DaemonSet and the ConfigMaps",
     STEP,
     async () => {
@@ -369,9 +420,35 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
         "/api/v1/namespaces/kube-system/services/kube-dns",
       );
       assert.equal(kubeDns.status, 200, "kube-dns untouched");
+      // kubeadm's ConfigMap: the original clusterDNS text back, the other change kept, our
+      // annotation gone; and that before the DaemonSet went.
+      const restored = await kubeletConfigMap();
+      assert.equal(
+        restored.data.kubelet,
+        KUBEADM_KUBELET_CONFIG.replace("cgroupDriver: systemd", "cgroupDriver: cgroupfs"),
+      );
+      assert.equal(restored.metadata.annotations?.[ORIGINAL_ANNOTATION], undefined);
+      const restoredAt = cluster.controlPlane
+        .auditEvents()
+        .filter((e) => e.verb === "update" && e.objectRef?.name === "kubelet-config")
+        .at(-1)!;
+      assert.ok(
+        Date.parse(restoredAt.stageTimestamp ?? restoredAt.requestReceivedTimestamp) < deletedAt,
+        "kubelet-config restored before the DaemonSet went",
+      );
     },
   );
 });
+
+/** kube-system/kubelet-config as the API server holds it now. */
+async function kubeletConfigMap() {
+  const r = await cluster.controlPlane.api.get<{
+    metadata: { annotations?: Record<string, string>; resourceVersion: string };
+    data: { kubelet: string };
+  }>(`${NS}/configmaps/kubelet-config`);
+  assert.equal(r.status, 200, "kube-system/kubelet-config");
+  return r.body;
+}
 
 interface K8sObject {
   apiVersion: string;

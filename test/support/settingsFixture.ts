@@ -9,6 +9,7 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
     dnsServiceName: DEFAULTS.dnsServiceName,
     localDnsIp: DEFAULTS.localDnsIp,
     fallbackToKubeDns: DEFAULTS.fallbackToKubeDns,
+    kubeadmKubeletConfig: DEFAULTS.kubeadmKubeletConfig,
     clusterDomain: DEFAULTS.clusterDomain,
     kubeProxyMode: DEFAULTS.kubeProxyMode,
     image: DEFAULTS.image,

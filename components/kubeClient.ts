@@ -1,0 +1,23 @@
+// The Kubernetes API client, reached the way the kubernetes provider reaches the cluster. Used at
+// program time (fleetSources.ts) and inside the kubelet-config dynamic provider, whose code the
+// SDK serializes: keep this module free of anything but Node's own modules and the client.
+import * as fs from "node:fs";
+
+/** The kubernetes provider's `kubeconfig` (a path or the text itself) and `context`, if set. */
+export interface KubeSettings {
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** A CoreV1 client for the cluster of these settings. */
+export async function coreV1Api(kube: KubeSettings) {
+  // Loaded only when needed: an ES module (require(esm), Node >= 20.19).
+  const k8s = await import("@kubernetes/client-node");
+  const kubeconfig = new k8s.KubeConfig();
+  // Without the provider's own kubeconfig: KUBECONFIG, else ~/.kube/config, as the provider.
+  if (kube.kubeconfig === undefined) kubeconfig.loadFromDefault();
+  else if (fs.existsSync(kube.kubeconfig)) kubeconfig.loadFromFile(kube.kubeconfig);
+  else kubeconfig.loadFromString(kube.kubeconfig);
+  if (kube.context !== undefined) kubeconfig.setCurrentContext(kube.context);
+  return kubeconfig.makeApiClient(k8s.CoreV1Api);
+}
