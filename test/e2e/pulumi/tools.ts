@@ -16,6 +16,8 @@ export const CLUSTER_TOOLS = [
   "kwok",
   "kwok-stages",
   "node-cache",
+  "servicemonitors-crd",
+  "prometheusrules-crd",
 ] as const;
 
 /** The test options of such a suite: the first missing capability, if any, skips it. */

@@ -22,6 +22,9 @@ export const TOOL_COMPONENTS = {
   "kwok-stages": "kwok",
   /** The node-cache stand-in (test/e2e/standins/nodecache). */
   "node-cache": "node-cache",
+  /** The Prometheus Operator's CRDs (YAML), as its module ships them. */
+  "servicemonitors-crd": "monitoring-crds",
+  "prometheusrules-crd": "monitoring-crds",
 } as const;
 
 export type ToolName = keyof typeof TOOL_COMPONENTS;

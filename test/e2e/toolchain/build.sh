@@ -30,7 +30,7 @@ readonly MODULES_DIR="${SCRIPT_DIR}/modules"
 readonly STANDINS_DIR="${REPO_ROOT}/test/e2e/standins"
 readonly CACHE_ROOT="${NODELOCALDNS_E2E_CACHE:-/var/cache/nodelocaldns-e2e}"
 
-readonly COMPONENTS=(pulumi kubernetes-provider controlplane etcd kwok node-cache command-provider)
+readonly COMPONENTS=(pulumi kubernetes-provider controlplane etcd kwok node-cache command-provider monitoring-crds)
 
 # The kwok Stage objects the bare kwok binary needs (kwokctl embeds them; kwok itself does not).
 readonly KWOK_STAGE_FILES=(
@@ -101,7 +101,7 @@ is_component() {
 # The directory holding a component's go.mod (a wrapper module or one of our stand-ins).
 component_dir() {
   case "$1" in
-    pulumi | kubernetes-provider | controlplane | etcd | kwok) echo "${MODULES_DIR}/$1" ;;
+    pulumi | kubernetes-provider | controlplane | etcd | kwok | monitoring-crds) echo "${MODULES_DIR}/$1" ;;
     node-cache) echo "${STANDINS_DIR}/nodecache" ;;
     command-provider) echo "${STANDINS_DIR}/commandprovider" ;;
   esac
@@ -117,6 +117,7 @@ component_versions() {
     kwok) echo "${KWOK_VERSION}" ;;
     node-cache) echo "coredns-${COREDNS_VERSION}" ;;
     command-provider) echo "standin" ;;
+    monitoring-crds) echo "${PROMETHEUS_OPERATOR_VERSION}" ;;
   esac
 }
 
@@ -131,6 +132,8 @@ component_artifacts() {
     kwok) printf '%s %s\n' kwok kwok kwok-stages stages ;;
     node-cache) echo "node-cache node-cache" ;;
     command-provider) echo "pulumi-resource-command pulumi-resource-command" ;;
+    monitoring-crds) printf '%s %s\n' servicemonitors-crd servicemonitors.yaml \
+      prometheusrules-crd prometheusrules.yaml ;;
   esac
 }
 
@@ -147,6 +150,8 @@ readonly PATH_ORDER=(
   kwok:kwok
   kwok-stages:kwok
   node-cache:node-cache
+  servicemonitors-crd:monitoring-crds
+  prometheusrules-crd:monitoring-crds
 )
 
 # -ldflags for the three Kubernetes binaries: the version variables that Kubernetes' own build
@@ -180,6 +185,7 @@ component_recipe() {
     kwok) echo "ldflags=-s -w; stages=${KWOK_STAGE_FILES[*]}" ;;
     node-cache) echo "ldflags=-s -w" ;;
     command-provider) echo "go build -trimpath ." ;;
+    monitoring-crds) echo "copy ${MONITORING_CRD_DIR}/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml" ;;
   esac
   echo "go=${GO_VERSION} CGO_ENABLED=0 -trimpath"
 }
@@ -243,6 +249,7 @@ check_pins() {
     kwok) check_pin "${dir}" sigs.k8s.io/kwok "${KWOK_VERSION}" ;;
     node-cache) check_pin "${dir}" github.com/coredns/coredns "${COREDNS_VERSION}" ;;
     command-provider) ;;
+    monitoring-crds) check_pin "${dir}" github.com/prometheus-operator/prometheus-operator "${PROMETHEUS_OPERATOR_VERSION}" ;;
   esac
 }
 
@@ -325,6 +332,15 @@ build_kwok() {
 build_node_cache() {
   local dir="$1" out="$2"
   go -C "${dir}" build -trimpath -ldflags "-s -w" -o "${out}/node-cache" .
+}
+
+# Nothing to compile: the Prometheus Operator's own CRDs, as its module ships them, so that the
+# API server validates our ServiceMonitor and PrometheusRule against the real schemas.
+build_monitoring_crds() {
+  local dir="$1" out="$2" src
+  src="$(module_dir "${dir}" github.com/prometheus-operator/prometheus-operator)/${MONITORING_CRD_DIR}"
+  install -m 0644 "${src}/monitoring.coreos.com_servicemonitors.yaml" "${out}/servicemonitors.yaml"
+  install -m 0644 "${src}/monitoring.coreos.com_prometheusrules.yaml" "${out}/prometheusrules.yaml"
 }
 
 build_command_provider() {
