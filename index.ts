@@ -9,9 +9,13 @@ import {
   fleetPlan,
   FleetPlan,
   hasKubeconfig,
+  installedCrds,
   KUBE_PROXY_CONFIG_MAP,
   kubeProxyModeWarning,
   listClusterNodes,
+  MONITORING_CRDS,
+  MonitoringKind,
+  monitoringPlan,
   NodeLocalDns,
   parseSettings,
   previouslyManagedNodes,
@@ -63,20 +67,44 @@ async function checkKubeProxyMode(settings: Settings): Promise<string> {
     if (warning !== undefined) await pulumi.log.warn(warning);
     return stated === undefined ? `not stated in ${namespace}/${name}` : stated.mode;
   } catch (err) {
-    const reason = String((err as Error).message ?? err)
-      .split("\n")[0]!
-      .slice(0, 120);
+    const reason = shortReason(err);
     await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
     return `not checked: cannot read ${namespace}/${name}`;
   }
 }
 
-function deploy(settings: Settings, fleet: FleetPlan) {
+/** An error as the first line of its message, at most 120 characters: no long or secret text. */
+function shortReason(err: unknown): string {
+  return String((err as Error).message ?? err)
+    .split("\n")[0]!
+    .slice(0, 120);
+}
+
+/**
+ * The monitoring objects asked for whose CRDs the cluster has (read only when one is asked for);
+ * a warning for each one skipped.
+ */
+async function planMonitoring(settings: Settings): Promise<MonitoringKind[]> {
+  const { serviceMonitor, prometheusRule } = settings.monitoring;
+  if (!serviceMonitor && !prometheusRule) return [];
+  const kube = providerKubeSettings();
+  const installed = hasKubeconfig(kube)
+    ? await installedCrds(kube, MONITORING_CRDS).catch((err: unknown) => ({
+        unknown: shortReason(err),
+      }))
+    : { unknown: "no kubeconfig" };
+  const plan = monitoringPlan(settings.monitoring, installed);
+  plan.warnings.forEach((w) => void pulumi.log.warn(w));
+  return plan.create;
+}
+
+function deploy(settings: Settings, fleet: FleetPlan, monitoring: MonitoringKind[]) {
   fleet.warnings.forEach((w) => void pulumi.log.warn(w));
   const dns = new NodeLocalDns("nodelocaldns", {
     settings: { ...settings, nodes: fleet.nodes },
     retired: fleet.retired,
     kube: providerKubeSettings(),
+    monitoring,
   });
   return {
     clusterDnsIp: dns.clusterDnsIp,
@@ -109,7 +137,11 @@ function deploy(settings: Settings, fleet: FleetPlan) {
 
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
-const deployed = pulumi.output(planFleet(settings).then((fleet) => deploy(settings, fleet)));
+const deployed = pulumi.output(
+  Promise.all([planFleet(settings), planMonitoring(settings)]).then(([fleet, monitoring]) =>
+    deploy(settings, fleet, monitoring),
+  ),
+);
 /** kube-proxy's mode as the cluster's kube-system/kube-proxy ConfigMap states it. */
 export const kubeProxyModeInCluster = checkKubeProxyMode(settings);
 

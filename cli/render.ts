@@ -16,6 +16,7 @@ import { KUBELET_CONFIG_MAP, ORIGINAL_ANNOTATION } from "../components/kubeletCo
 import {
   EARLIER_NODE_FILES,
   KUBELET_CONFIG_FILE,
+  MONITORING_FILE,
   NODE_FILES,
   renderStack,
   type SavedKubeletConfig,
@@ -35,6 +36,8 @@ Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
                                        the delivered node program
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
   <dir>/nodes/<node>/commands.txt      the command lines both Commands run
+  <dir>/monitoring.yaml                with monitoring asked for: the ServiceMonitor and the
+                                       PrometheusRule (up creates each only if its CRD exists)
   <dir>/kubelet-config.yaml            with kubeadmKubeletConfig: the \`kubelet\` document of
                                        kube-system/kubelet-config as up writes it
   --cluster-dns-ip <ip>   the kube-dns ClusterIP, when nodelocaldns:clusterDnsIp is not set
@@ -117,8 +120,12 @@ export function main(argv: string[]): number {
       fs.writeFileSync(target, file.content, { mode: file.mode });
       fs.chmodSync(target, file.mode);
     }
+    const extra = [MONITORING_FILE, KUBELET_CONFIG_FILE].filter((f) =>
+      files.some((file) => file.path === f),
+    );
+    const written = ["manifests.yaml", "rollout.txt", "node-program.bash", ...extra];
     console.log(
-      `wrote ${files.length} files to ${args.out} (manifests.yaml, rollout.txt, node-program.bash, ${kubeletConfig === undefined ? "" : `${KUBELET_CONFIG_FILE}, `}${nodes.length} node directories)`,
+      `wrote ${files.length} files to ${args.out} (${written.join(", ")}, ${nodes.length} node directories)`,
     );
     console.log(`rollout: ${describePlan(planRollout(nodes, settings.rollout))}`);
     for (const dir of removed) console.log(`removed ${dir}: its node is no longer in the stack`);

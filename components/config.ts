@@ -13,7 +13,13 @@ import {
   PORT,
   STATE_DIR_PARENTS,
 } from "./configNodes";
-import { parseImage, parseNodeSelector, parseResources, parseTolerations } from "./configPod";
+import {
+  parseImage,
+  parseLabels,
+  parseNodeSelector,
+  parseResources,
+  parseTolerations,
+} from "./configPod";
 import type { BatchLimit } from "./rollout";
 import { DEFAULTS, Settings } from "./settings";
 
@@ -44,6 +50,7 @@ const KEYS = {
   priorityClassName: false,
   tolerations: true,
   nodeSelector: true,
+  monitoring: true,
   nodes: true,
   discover: true,
   ssh: true,
@@ -133,6 +140,7 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       DEFAULTS.priorityClassName,
     tolerations: parseTolerations(c, v.tolerations),
     nodeSelector: parseNodeSelector(c, v.nodeSelector),
+    monitoring: parseMonitoring(c, v.monitoring),
     // Hosts are optional exactly when discovery is on; null, like absent, leaves it off.
     nodes: parseNodes(c, raw, v.nodes, ssh, kubelet, v.discover != null),
     rollout: parseRollout(c, v.rollout),
@@ -164,6 +172,17 @@ function parseCache(c: Checker, value: unknown): Settings["cache"] {
     denialSize: int("denialSize", 1),
     denialTtl: int("denialTtl", 0),
     ttl: int("ttl", 0),
+  };
+}
+
+function parseMonitoring(c: Checker, value: unknown): Settings["monitoring"] {
+  const d = DEFAULTS.monitoring;
+  const obj = c.object("monitoring", value) ?? {};
+  c.unknownKeys("monitoring", obj, Object.keys(d));
+  return {
+    serviceMonitor: c.boolean("monitoring.serviceMonitor", obj.serviceMonitor) ?? d.serviceMonitor,
+    prometheusRule: c.boolean("monitoring.prometheusRule", obj.prometheusRule) ?? d.prometheusRule,
+    labels: parseLabels(c, "monitoring.labels", obj.labels) ?? { ...d.labels },
   };
 }
 

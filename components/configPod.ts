@@ -159,11 +159,20 @@ export function parseTolerations(c: Checker, value: unknown): Toleration[] {
 }
 
 export function parseNodeSelector(c: Checker, value: unknown): Record<string, string> {
-  const obj = c.object("nodeSelector", value);
-  if (obj === undefined) return { ...DEFAULTS.nodeSelector };
+  return parseLabels(c, "nodeSelector", value) ?? { ...DEFAULTS.nodeSelector };
+}
+
+/** Label keys and values at `path` (undefined when unset), each bad one named. */
+export function parseLabels(
+  c: Checker,
+  at: string,
+  value: unknown,
+): Record<string, string> | undefined {
+  const obj = c.object(at, value);
+  if (obj === undefined) return undefined;
   const out: Record<string, string> = {};
   for (const [key, v] of Object.entries(obj)) {
-    const path = join("nodeSelector", key);
+    const path = join(at, key);
     if (!QUALIFIED_NAME.test(key)) {
       c.problem(
         path,

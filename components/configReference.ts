@@ -56,6 +56,10 @@ const REFERENCE: Record<Key, [string, string]> = {
   priorityClassName: [code(DEFAULTS.priorityClassName), "pod priority class"],
   tolerations: ["upstream's three", "pod tolerations, checked as the API server checks them"],
   nodeSelector: ["none", "pod node selector (label keys and values)"],
+  monitoring: [
+    "none",
+    '`serviceMonitor` and `prometheusRule` (booleans), `labels` (on both): Prometheus Operator objects, created only when their CRDs are installed (README "Monitoring")',
+  ],
   nodes: [
     code("[]"),
     "the nodes whose kubelet is switched: `name`, `host`, and per node `port`, `user`, `privateKey`, `hostKey`, `proxy`, `kubelet` (see below); with `discover`, an entry named after a Node overrides it and may omit `host`",

@@ -1,13 +1,14 @@
-// Where discovery's inputs come from at program time: the cluster's Nodes (through
-// @kubernetes/client-node, with the kubernetes provider's kubeconfig and context), and the nodes the
-// last update of this stack managed (its own `managedNodes` output, read through a StackReference
-// to itself). Everything they return goes to the pure fleetPlan (discovery.ts).
+// What the program reads at program time. From the cluster (through @kubernetes/client-node, with
+// the kubernetes provider's kubeconfig and context): the Nodes for discovery, a ConfigMap's data
+// (kube-proxy's mode), which CRDs are installed (monitoring). From this stack's last update: the
+// nodes it managed (its own `managedNodes` output, read through a StackReference to itself).
+// Everything they return goes to pure functions (discovery.ts, kubeProxyMode.ts, monitoring.ts).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
-import { coreV1Api, type KubeSettings } from "./kubeClient";
+import { apiextensionsV1Api, coreV1Api, type KubeSettings } from "./kubeClient";
 
 export type { KubeSettings };
 
@@ -48,6 +49,23 @@ export async function readConfigMapData(
     if ((err as { code?: unknown }).code === 404) return undefined;
     throw err;
   }
+}
+
+/** Which of these CustomResourceDefinitions the cluster has. */
+export async function installedCrds(kube: KubeSettings, names: string[]): Promise<Set<string>> {
+  const api = await apiextensionsV1Api(kube);
+  const found = await Promise.all(
+    names.map((name) =>
+      api.readCustomResourceDefinition({ name }).then(
+        () => true,
+        (err: unknown) => {
+          if ((err as { code?: unknown }).code === 404) return false;
+          throw err;
+        },
+      ),
+    ),
+  );
+  return new Set(names.filter((_, i) => found[i]));
 }
 
 /** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */

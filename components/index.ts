@@ -7,8 +7,10 @@ export { renderCorefile } from "./corefile";
 export { renderNodeProgram, renderNodeScript, NodeAction, NodeScriptParams } from "./nodeScript";
 export * from "./settings";
 export { clusterNodesFromList, fleetPlan, FleetPlan, ManagedNode } from "./discovery";
+export { MONITORING_CRDS, MonitoringKind, monitoringObjects, monitoringPlan } from "./monitoring";
 export {
   hasKubeconfig,
+  installedCrds,
   listClusterNodes,
   previouslyManagedNodes,
   providerKubeSettings,

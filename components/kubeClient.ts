@@ -9,8 +9,8 @@ export interface KubeSettings {
   context?: string;
 }
 
-/** A CoreV1 client for the cluster of these settings. */
-export async function coreV1Api(kube: KubeSettings) {
+/** The client module and the KubeConfig of these settings. */
+async function loadKubeConfig(kube: KubeSettings) {
   // Loaded only when needed: an ES module (require(esm), Node >= 20.19).
   const k8s = await import("@kubernetes/client-node");
   const kubeconfig = new k8s.KubeConfig();
@@ -19,5 +19,17 @@ export async function coreV1Api(kube: KubeSettings) {
   else if (fs.existsSync(kube.kubeconfig)) kubeconfig.loadFromFile(kube.kubeconfig);
   else kubeconfig.loadFromString(kube.kubeconfig);
   if (kube.context !== undefined) kubeconfig.setCurrentContext(kube.context);
+  return { k8s, kubeconfig };
+}
+
+/** A CoreV1 client for the cluster of these settings. */
+export async function coreV1Api(kube: KubeSettings) {
+  const { k8s, kubeconfig } = await loadKubeConfig(kube);
   return kubeconfig.makeApiClient(k8s.CoreV1Api);
+}
+
+/** An ApiextensionsV1 client (CustomResourceDefinitions) for the cluster of these settings. */
+export async function apiextensionsV1Api(kube: KubeSettings) {
+  const { k8s, kubeconfig } = await loadKubeConfig(kube);
+  return kubeconfig.makeApiClient(k8s.ApiextensionsV1Api);
 }

@@ -7,6 +7,12 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
 import type { KubeSettings } from "./kubeClient";
 import { KubeletConfigClusterDns } from "./kubeletConfigMapResource";
+import {
+  MONITORING_API_VERSION,
+  MONITORING_KINDS,
+  MonitoringKind,
+  monitoringObjects,
+} from "./monitoring";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
 import { renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
@@ -22,6 +28,8 @@ export interface NodeLocalDnsArgs {
   retired?: ManagedNode[];
   /** The kubernetes provider's kubeconfig and context, for the kubeadmKubeletConfig edit. */
   kube?: KubeSettings;
+  /** The monitoring objects to create: asked for, and their CRDs installed (monitoringPlan). */
+  monitoring?: MonitoringKind[];
 }
 
 export class NodeLocalDns extends pulumi.ComponentResource {
@@ -97,11 +105,26 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fields("daemonSet", "metadata", "spec"),
       { ...fixedName, dependsOn: [serviceAccount, upstreamService, configMap, nodeProgram] },
     );
-    new k8s.core.v1.Service(
+    const metricsService = new k8s.core.v1.Service(
       `${name}-metrics`,
       fields("metricsService", "metadata", "spec"),
       fixedName,
     );
+    // Prometheus Operator objects, as rendered (monitoring.ts).
+    const monitoring = resolved.apply(monitoringObjects);
+    for (const kind of args.monitoring ?? []) {
+      const object = monitoring.apply((o) => o[kind]!);
+      new k8s.apiextensions.CustomResource(
+        `${name}-${MONITORING_KINDS[kind].resourceSuffix}`,
+        {
+          apiVersion: MONITORING_API_VERSION,
+          kind: MONITORING_KINDS[kind].kind,
+          metadata: object.apply((o) => o.metadata),
+          spec: object.apply((o) => o.spec),
+        },
+        { ...fixedName, dependsOn: [metricsService] },
+      );
+    }
 
     // kubeadm's copy of kubelet's config, for nodes that join or upgrade: set once the cache runs
     // everywhere; on destroy, put back before the DaemonSet goes (it depends on the DaemonSet).

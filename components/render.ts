@@ -3,6 +3,7 @@
 import { stringify } from "yaml";
 import { keptOriginal, planKubeletConfigEdit } from "./kubeletConfigMap";
 import { nodeLocalDnsObjects } from "./kubernetesObjects";
+import { monitoringObjects } from "./monitoring";
 import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
 import {
   DELIVERED_NODE_PROGRAM,
@@ -33,19 +34,26 @@ export interface SavedKubeletConfig {
 /** With kubeadmKubeletConfig: the `kubelet` document as `up` writes it into kubelet-config. */
 export const KUBELET_CONFIG_FILE = "kubelet-config.yaml";
 
+/** With monitoring asked for: the ServiceMonitor and PrometheusRule, applied when their CRDs exist. */
+export const MONITORING_FILE = "monitoring.yaml";
+
 export function renderStack(
   settings: ResolvedSettings,
   kubeletConfig?: SavedKubeletConfig,
 ): RenderedFile[] {
-  const manifests = nodeLocalDnsObjects(settings)
-    .all.map((o) => stringify(o, { lineWidth: 0 }))
-    .join("---\n");
+  const yaml = (objects: object[]) =>
+    objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+  const manifests = yaml(nodeLocalDnsObjects(settings).all);
   const files: RenderedFile[] = [
     { path: "manifests.yaml", content: manifests, mode: 0o644 },
     { path: "rollout.txt", content: rolloutText(settings), mode: 0o644 },
     // The ConfigMap's program as a file of its own, to read as bash rather than as YAML.
     { path: NODE_PROGRAM_DELIVERY.file, content: DELIVERED_NODE_PROGRAM, mode: 0o644 },
   ];
+  const monitoring = Object.values(monitoringObjects(settings));
+  if (monitoring.length > 0) {
+    files.push({ path: MONITORING_FILE, content: yaml(monitoring), mode: 0o644 });
+  }
   if (kubeletConfig !== undefined) {
     const known = keptOriginal(kubeletConfig.annotation);
     const edit = planKubeletConfigEdit(kubeletConfig.text, known, settings);

@@ -63,6 +63,14 @@ export interface NodeSettings {
   kubelet: KubeletFile;
 }
 
+/** Prometheus Operator objects, each created only when asked and when its CRD is installed. */
+export interface MonitoringSettings {
+  serviceMonitor: boolean;
+  prometheusRule: boolean;
+  /** Extra labels on both (the operator selects ServiceMonitors and rules by label). */
+  labels: Record<string, string>;
+}
+
 export interface RolloutSettings extends RolloutPlanSettings {
   /** How long a node waits for its cache to answer before giving up, changing nothing. */
   readyTimeoutSeconds: number;
@@ -89,6 +97,7 @@ export interface Settings {
   priorityClassName: string;
   tolerations: Toleration[];
   nodeSelector: Record<string, string>;
+  monitoring: MonitoringSettings;
   nodes: NodeSettings[];
   /** Set: the cluster's Nodes are the fleet, and `nodes` only override them (discovery.ts). */
   discover?: DiscoverSettings;
@@ -123,6 +132,11 @@ export const DEFAULTS = {
     { effect: "NoSchedule", operator: "Exists" },
   ] as Toleration[],
   nodeSelector: {} as Record<string, string>,
+  monitoring: {
+    serviceMonitor: false,
+    prometheusRule: false,
+    labels: {} as Record<string, string>,
+  },
   ssh: { user: "root", port: 22, sudo: true },
   kubelet: { format: "auto" as KubeletFormat },
   rollout: {

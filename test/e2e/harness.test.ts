@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { nodeLocalDnsObjects } from "../../components/kubernetesObjects";
+import { alerts } from "../../components/monitoring";
 import { resolvedSettings } from "../support/settingsFixture";
 import { startSystemdNode, systemdNodeTestOptions, type SystemdNode } from "../support/systemdNode";
 import {
@@ -201,6 +202,48 @@ describe("end-to-end harness", { ...options, timeout: 15 * 60_000 }, () => {
     const asked = await kubeDns.logs();
     assert.match(asked, /"A IN kubernetes\.default\.svc\.cluster\.local\. tcp /);
     assert.match(asked, /"A IN example\.test\. udp /);
+  });
+
+  it("serves every CoreDNS series the PrometheusRule's alerts select", async () => {
+    // The alerts about failures need failures: kube-dns goes away, the cache's queries fail.
+    await kubeDns!.stop();
+    for (const name of ["gone.svc.cluster.local", "not-cached.example.test"]) {
+      assert.equal((await dnsQuery(node!, LOCAL_DNS_IP, name, "A")).rcode, "SERVFAIL", name);
+    }
+    // Each `coredns_<name>{label="value",...}` selector of the rules, with the labels CoreDNS
+    // sets (job is Prometheus's, from the ServiceMonitor).
+    const exprs = alerts(resolvedSettings()).map((a) => a.expr);
+    const selectors = exprs.flatMap((e) => [...e.matchAll(/\b(coredns_[a-z_]+)\{([^}]*)\}/g)]);
+    assert.ok(selectors.length >= 3, "the rules select CoreDNS series");
+    const missing = async () => {
+      const scrape = await node!.run(
+        `python3 -c 'import urllib.request; print(urllib.request.urlopen("http://${LOCAL_DNS_IP}:9253/metrics").read().decode())'`,
+      );
+      assert.equal(scrape.code, 0, scrape.stderr);
+      const samples = scrape.stdout.split("\n").filter((l) => l.startsWith("coredns_"));
+      return selectors
+        .map(
+          ([, metric, labels]) =>
+            [metric!, labels!.split(",").filter((l) => !l.startsWith("job="))] as const,
+        )
+        .filter(
+          ([metric, wanted]) =>
+            !samples.some(
+              (line) =>
+                (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `)) &&
+                wanted.every((label) => line.includes(label)),
+            ),
+        )
+        .map(([metric, wanted]) => `${metric}{${wanted.join(",")}}`);
+    };
+    // The forward plugin counts health-check failures once it probes the failed upstream.
+    let absent: string[] = [];
+    await waitFor(
+      "every selected series in the cache's metrics",
+      async () => ((absent = await missing()).length === 0 ? true : undefined),
+      15_000,
+      500,
+    ).catch(() => assert.fail(`not in the cache's metrics: ${absent.join(" ")}`));
   });
 
   it("records the DaemonSet's deletion, with its time, in the audit log", async () => {

@@ -18,6 +18,7 @@ import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
 import { PulumiWorkspace } from "./pulumi/workspace";
 import { CLUSTER_TOOLS, clusterTestOptions } from "./pulumi/tools";
 import { requireTools } from "./support/toolchain";
+import { waitFor } from "./support/wait";
 
 const TOOLS = CLUSTER_TOOLS;
 const options = clusterTestOptions();
@@ -313,6 +314,56 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "monitoring: skipped with a warning without the CRDs; once installed, created as rendered",
+    STEP,
+    async () => {
+      ok(await ws.cli(["config", "set", "--path", "monitoring.serviceMonitor", "true"]));
+      ok(await ws.cli(["config", "set", "--path", "monitoring.prometheusRule", "true"]));
+      ok(await ws.cli(["config", "set", "--path", "monitoring.labels.release", "prom"]));
+      const skipped = await ws.operation("up", STACK);
+      assert.ok(skipped.ok, skipped.error);
+      for (const [key, crd] of [
+        ["serviceMonitor", "servicemonitors"],
+        ["prometheusRule", "prometheusrules"],
+      ]) {
+        assert.match(
+          skipped.log,
+          new RegExp(
+            `monitoring\\.${key}: skipped: CRD ${crd}\\.monitoring\\.coreos\\.com is not installed`,
+          ),
+        );
+      }
+      assert.equal(skipped.summary?.resourceChanges?.create, undefined, skipped.log);
+
+      // The Prometheus Operator's own CRDs: the API server validates our objects against them.
+      await installMonitoringCrds();
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+      assert.doesNotMatch(up.log, /skipped: CRD/);
+      const out = path.join(ws.dir, "render-monitoring");
+      const rendered = quiet(() =>
+        render([
+          "--stack",
+          STACK,
+          "--out",
+          out,
+          "--project-dir",
+          ws.projectDir,
+          "--cluster-dns-ip",
+          KUBE_DNS_IP,
+        ]),
+      );
+      assert.equal(rendered, 0);
+      const docs = parseAllDocuments(fs.readFileSync(path.join(out, "monitoring.yaml"), "utf8"));
+      assert.equal(docs.length, 2);
+      for (const doc of docs.map((d) => d.toJSON() as K8sObject)) {
+        assertSubset(doc, await getObject(doc), `${doc.kind}/${doc.metadata.name}`);
+      }
+    },
+  );
+
+  it(
     "kubeadmKubeletConfig: kubelet-config gets the cache's address and nothing else; no restart",
     STEP,
     async () => {
@@ -413,6 +464,8 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
         "/api/v1/namespaces/kube-system/services/kube-dns-upstream",
         "/api/v1/namespaces/kube-system/services/node-local-dns",
         "/api/v1/namespaces/kube-system/serviceaccounts/node-local-dns",
+        "/apis/monitoring.coreos.com/v1/namespaces/kube-system/servicemonitors/node-local-dns",
+        "/apis/monitoring.coreos.com/v1/namespaces/kube-system/prometheusrules/node-local-dns",
       ]) {
         assert.equal((await cluster.controlPlane.api.get(p)).status, 404, `${p} gone`);
       }
@@ -439,6 +492,30 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     },
   );
 });
+
+/** The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, installed and established. */
+async function installMonitoringCrds(): Promise<void> {
+  const files = requireTools(["servicemonitors-crd", "prometheusrules-crd"]);
+  const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+  for (const file of Object.values(files)) {
+    const crd = parseAllDocuments(fs.readFileSync(file, "utf8"))[0]!.toJSON() as K8sObject;
+    const created = await cluster.controlPlane.api.create(CRDS, crd);
+    assert.equal(created.status, 201, JSON.stringify(created.body).slice(0, 500));
+    await waitFor(
+      `CRD ${crd.metadata.name} established`,
+      async () => {
+        const r = await cluster.controlPlane.api.get<{
+          status?: { conditions?: { type: string; status: string }[] };
+        }>(`${CRDS}/${crd.metadata.name}`);
+        const established = r.body.status?.conditions?.some(
+          (c) => c.type === "Established" && c.status === "True",
+        );
+        return established === true ? true : undefined;
+      },
+      30_000,
+    );
+  }
+}
 
 /** kube-system/kubelet-config as the API server holds it now. */
 async function kubeletConfigMap() {

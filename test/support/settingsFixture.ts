@@ -20,6 +20,7 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
     priorityClassName: DEFAULTS.priorityClassName,
     tolerations: structuredClone(DEFAULTS.tolerations),
     nodeSelector: { ...DEFAULTS.nodeSelector },
+    monitoring: structuredClone(DEFAULTS.monitoring),
     nodes: [],
     rollout: { ...DEFAULTS.rollout },
     stateDir: DEFAULTS.stateDir,

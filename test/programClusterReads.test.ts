@@ -1,0 +1,115 @@
+// What the program reads from the cluster when a read fails or finds nothing, under the mock
+// runtime against a fake API server on loopback (answered through the real
+// @kubernetes/client-node): kube-system/kube-proxy answers 500, so kube-proxy's mode is "not
+// checked" with one info line that carries no secret; the ServiceMonitor CRD is installed and the
+// PrometheusRule CRD is not, so only the ServiceMonitor is declared, with a warning for the other.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { Registration, startMockRuntime } from "./support/mockRuntime";
+
+const TOKEN = "fake-token-that-must-not-be-logged";
+const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
+const requests: string[] = [];
+const server = http.createServer((req, res) => {
+  requests.push(`${req.method} ${req.url}`);
+  if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
+    res.writeHead(500, { "Content-Type": "application/json" });
+    res.end(
+      JSON.stringify({ kind: "Status", code: 500, message: "etcdserver: request timed out" }),
+    );
+  } else if (req.url === `${CRDS}/servicemonitors.monitoring.coreos.com`) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kind: "CustomResourceDefinition", metadata: { name: "x" } }));
+  } else {
+    res.writeHead(404, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kind: "Status", code: 404 }));
+  }
+});
+const warned: string[] = [];
+const informed: string[] = [];
+let regs: Registration[];
+let kubeProxyModeInCluster: string;
+
+before(async () => {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const kubeconfig = path.join(dir, "kubeconfig");
+  fs.writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      `clusters: [{name: fake, cluster: {server: 'http://127.0.0.1:${port}', insecure-skip-tls-verify: true}}]`,
+      `users: [{name: fake, user: {token: ${TOKEN}}}]`,
+      "contexts: [{name: fake, context: {cluster: fake, user: fake}}]",
+      "current-context: fake",
+      "",
+    ].join("\n"),
+  );
+  process.env.KUBECONFIG = kubeconfig;
+  const log = pulumi.log as {
+    warn: (message: string) => Promise<void>;
+    info: (message: string) => Promise<void>;
+  };
+  log.warn = async (message: string) => void warned.push(message);
+  log.info = async (message: string) => void informed.push(message);
+
+  const runtime = await startMockRuntime({
+    config: {
+      "nodelocaldns:clusterDnsIp": "10.96.0.10",
+      "nodelocaldns:monitoring": JSON.stringify({ serviceMonitor: true, prometheusRule: true }),
+      "nodelocaldns:nodes": JSON.stringify([
+        {
+          name: "a",
+          host: "10.0.0.1",
+          hostKey:
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V",
+        },
+      ]),
+    },
+  });
+  const program = await import("../index");
+  kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
+  await runtime.settled();
+  regs = runtime.registrations;
+});
+after(() => {
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the program's cluster reads", () => {
+  it("a failed read of kube-system/kube-proxy: not checked, one short info line, no secret", () => {
+    assert.equal(kubeProxyModeInCluster, "not checked: cannot read kube-system/kube-proxy");
+    const lines = informed.filter((line) => line.includes("kubeProxyMode"));
+    assert.equal(lines.length, 1, informed.join("\n"));
+    assert.match(lines[0]!, /^kubeProxyMode not checked: cannot read kube-system\/kube-proxy: /);
+    assert.ok(lines[0]!.length <= 200, `a short line: ${lines[0]}`);
+    for (const line of [...informed, ...warned]) assert.ok(!line.includes(TOKEN), line);
+  });
+
+  it("asks for each monitoring CRD and declares only what the cluster has", () => {
+    assert.deepEqual(requests.filter((r) => r.includes(CRDS)).sort(), [
+      `GET ${CRDS}/prometheusrules.monitoring.coreos.com`,
+      `GET ${CRDS}/servicemonitors.monitoring.coreos.com`,
+    ]);
+    const custom = regs.filter((r) => r.type.startsWith("kubernetes:monitoring.coreos.com"));
+    assert.deepEqual(
+      custom.map((r) => [r.type, r.name]),
+      [["kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "nodelocaldns-service-monitor"]],
+    );
+    assert.deepEqual(
+      warned.filter((w) => w.includes("monitoring")),
+      [
+        "nodelocaldns:monitoring.prometheusRule: skipped: CRD prometheusrules.monitoring.coreos.com is not installed (install the Prometheus Operator's CRDs, then run up again)",
+      ],
+    );
+  });
+});
