@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
 import { Registration, startMockRuntime } from "./support/mockRuntime";
 
 const TOKEN = "fake-token-that-must-not-be-logged";
@@ -41,18 +42,7 @@ before(async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   const kubeconfig = path.join(dir, "kubeconfig");
-  fs.writeFileSync(
-    kubeconfig,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      `clusters: [{name: fake, cluster: {server: 'http://127.0.0.1:${port}', insecure-skip-tls-verify: true}}]`,
-      `users: [{name: fake, user: {token: ${TOKEN}}}]`,
-      "contexts: [{name: fake, context: {cluster: fake, user: fake}}]",
-      "current-context: fake",
-      "",
-    ].join("\n"),
-  );
+  fs.writeFileSync(kubeconfig, plainHttpKubeconfig(port, TOKEN));
   process.env.KUBECONFIG = kubeconfig;
   const log = pulumi.log as {
     warn: (message: string) => Promise<void>;

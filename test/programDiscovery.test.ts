@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
 import { Registration, startMockRuntime, unwrapSecret } from "./support/mockRuntime";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
@@ -69,21 +70,7 @@ before(async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   const kubeconfig = path.join(dir, "kubeconfig");
-  fs.writeFileSync(
-    kubeconfig,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      // Plain HTTP on loopback: client-node allows it only with TLS verification off.
-      "clusters: [{name: fake, cluster: {server: 'http://127.0.0.1:" +
-        port +
-        "', insecure-skip-tls-verify: true}}]",
-      "users: [{name: fake, user: {token: fake-token}}]",
-      "contexts: [{name: fake, context: {cluster: fake, user: fake}}]",
-      "current-context: fake",
-      "",
-    ].join("\n"),
-  );
+  fs.writeFileSync(kubeconfig, plainHttpKubeconfig(port));
   process.env.KUBECONFIG = kubeconfig;
   const log = pulumi.log as { warn: (message: string) => Promise<void> };
   log.warn = async (message: string) => void warned.push(message);

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ORIGINAL_ANNOTATION } from "../../components/kubeletConfigMap";
 import { kubeletConfigProvider as provider } from "../../components/kubeletConfigMapResource";
+import { plainHttpKubeconfig } from "../support/fakeKubeconfig";
 import { startControlPlane, type ControlPlane } from "./support/controlPlane";
 import { CONTROL_PLANE_TOOLS, toolchainTestOptions } from "./support/toolchain";
 
@@ -26,19 +27,6 @@ const ADDRESSES = {
   clusterDnsIp: "10.96.0.10",
   fallbackToKubeDns: false,
 };
-
-/** A kubeconfig (as text) for plain HTTP on a loopback port, as client-node accepts it. */
-function plainKubeconfig(port: number): string {
-  return [
-    "apiVersion: v1",
-    "kind: Config",
-    `clusters: [{name: proxy, cluster: {server: 'http://127.0.0.1:${port}', insecure-skip-tls-verify: true}}]`,
-    "users: [{name: proxy, user: {token: unused}}]",
-    "contexts: [{name: proxy, context: {cluster: proxy, user: proxy}}]",
-    "current-context: proxy",
-    "",
-  ].join("\n");
-}
 
 interface ConfigMap {
   metadata: { annotations?: Record<string, string>; resourceVersion?: string };
@@ -143,7 +131,10 @@ describe("kubelet-config provider on a real API server", { ...options, concurren
     await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
     try {
       const port = (proxy.address() as { port: number }).port;
-      const created = await provider.create!({ ...inputs(), kubeconfig: plainKubeconfig(port) });
+      const created = await provider.create!({
+        ...inputs(),
+        kubeconfig: plainHttpKubeconfig(port),
+      });
       assert.deepEqual(statuses, [409, 200], "refused once, then written from a fresh read");
       const theirs = KUBEADM.replace("rotateCertificates: true", "rotateCertificates: false");
       assert.equal(

@@ -125,21 +125,7 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       ]);
       // render, given the ClusterIP the program read, writes what the API server now holds.
       const out = path.join(ws.dir, "render");
-      assert.equal(
-        quiet(() =>
-          render([
-            "--stack",
-            STACK,
-            "--out",
-            out,
-            "--project-dir",
-            ws.projectDir,
-            "--cluster-dns-ip",
-            KUBE_DNS_IP,
-          ]),
-        ),
-        0,
-      );
+      assert.equal(renderStackTo(out), 0);
       const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
       for (const doc of docs.map((d) => d.toJSON() as K8sObject)) {
         const live = await getObject(doc);
@@ -342,18 +328,7 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
       assert.doesNotMatch(up.log, /skipped: CRD/);
       const out = path.join(ws.dir, "render-monitoring");
-      const rendered = quiet(() =>
-        render([
-          "--stack",
-          STACK,
-          "--out",
-          out,
-          "--project-dir",
-          ws.projectDir,
-          "--cluster-dns-ip",
-          KUBE_DNS_IP,
-        ]),
-      );
+      const rendered = renderStackTo(out);
       assert.equal(rendered, 0);
       const docs = parseAllDocuments(fs.readFileSync(path.join(out, "monitoring.yaml"), "utf8"));
       assert.equal(docs.length, 2);
@@ -648,6 +623,12 @@ function captureStderr(fn: () => number): string {
     console.error = original;
   }
   return text;
+}
+
+/** npm run render of the stack into `out`, with the kube-dns ClusterIP the program reads. */
+function renderStackTo(out: string): number {
+  const args = ["--stack", STACK, "--out", out, "--project-dir", ws.projectDir];
+  return quiet(() => render([...args, "--cluster-dns-ip", KUBE_DNS_IP]));
 }
 
 function quiet(fn: () => number): number {
