@@ -8,6 +8,8 @@
 // - The original text is kept on the ConfigMap itself (an annotation written in the same update)
 //   and in this resource's state. A create that runs again after a lost state record takes the
 //   original from the annotation, never our own value; the revert removes the annotation.
+// - Drift (the live field no longer lists our value) makes diff report a change, and the update
+//   sets it again: `kubeadm upgrade apply` or a hand edit is repaired by the next `up`.
 // - The revert restores only a field that still lists our value. A value someone else set since
 //   stays (a dynamic provider cannot print a warning; the README says so).
 // - The code runs in the engine's dynamic-provider process, serialized by the SDK with what it
@@ -16,6 +18,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { coreV1Api } from "./kubeClient";
 import {
   CacheAddresses,
+  findClusterDns,
   keptAnnotation,
   keptOriginal,
   KUBELET_CONFIG_MAP,
@@ -122,6 +125,22 @@ function keptOn(configMap: ConfigMap): string | undefined {
   }
 }
 
+/**
+ * What the ConfigMap's clusterDNS lists now; undefined when that cannot be told (no ConfigMap, a
+ * failed read, a document the editor refuses): drift is then not claimed, and an update would
+ * name the problem.
+ */
+async function liveClusterDns(inputs: Inputs): Promise<string[] | undefined> {
+  try {
+    const api = (await coreV1Api(inputs)) as unknown as ConfigMapApi;
+    const { namespace, name, key } = KUBELET_CONFIG_MAP;
+    const text = (await api.readNamespacedConfigMap({ namespace, name })).data?.[key];
+    return text === undefined ? undefined : (findClusterDns(text)?.values ?? []);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Set our value; the original comes from the annotation, else from state, else from the text. */
 async function setOurs(inputs: Inputs, stateOriginal?: Outputs): Promise<Outputs> {
   let outputs: Outputs | undefined;
@@ -149,9 +168,12 @@ export const kubeletConfigProvider: pulumi.dynamic.ResourceProvider = {
     return { id: WHERE, outs: await setOurs(inputs) };
   },
 
+  // A change of addresses is an update; so is drift: the live field no longer lists what we set
+  // (`kubeadm upgrade apply`, a hand edit), which the update sets again, keeping the original.
   async diff(_id: string, olds: Outputs, news: Inputs) {
-    const changes = JSON.stringify(olds.addresses) !== JSON.stringify(news.addresses);
-    return { changes };
+    if (JSON.stringify(olds.addresses) !== JSON.stringify(news.addresses)) return { changes: true };
+    const live = await liveClusterDns(news);
+    return { changes: live !== undefined && live.join(",") !== olds.clusterDns.join(",") };
   },
 
   async update(_id: string, olds: Outputs, news: Inputs) {

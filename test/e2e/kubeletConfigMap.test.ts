@@ -1,7 +1,7 @@
 // The kubeadmKubeletConfig resource's provider (components/kubeletConfigMapResource.ts) called
 // directly against a real kube-apiserver: the cases the whole-engine scenario in pulumi.test.ts
 // does not reach. A create that runs again after its state record was lost keeps the first
-// original; a concurrent writer's change (409) is read again and kept; a value someone else set
+// original; drift is seen by diff and repaired by update; a concurrent writer's change (409) is read again and kept; a value someone else set
 // is left on delete; a missing ConfigMap or a foreign annotation is refused, touching nothing.
 
 import assert from "node:assert/strict";
@@ -95,6 +95,24 @@ describe("kubelet-config provider on a real API server", { ...options, concurren
       KUBEADM.replace("\n- 10.96.0.10\n", "\n- 169.254.20.10\n- 10.96.0.10\n"),
     );
     await provider.delete!(created.id, updated.outs!);
+    assert.equal((await read())?.data.kubelet, KUBEADM);
+  });
+
+  it("diff reports drift (the field put back by kubeadm or by hand); update repairs it", async () => {
+    await put(KUBEADM);
+    const created = await provider.create!(inputs());
+    assert.deepEqual(await provider.diff!(created.id, created.outs, inputs()), { changes: false });
+    // `kubeadm upgrade apply` writes the document again from its own config: kube-dns is back,
+    // our annotation gone.
+    await put(KUBEADM);
+    assert.deepEqual(await provider.diff!(created.id, created.outs, inputs()), { changes: true });
+    const repaired = await provider.update!(created.id, created.outs, inputs());
+    assert.equal((await read())?.data.kubelet, SWITCHED);
+    assert.equal(repaired.outs!.original, created.outs.original, "the original from state");
+    assert.deepEqual(await provider.diff!(created.id, repaired.outs!, inputs()), {
+      changes: false,
+    });
+    await provider.delete!(created.id, repaired.outs!);
     assert.equal((await read())?.data.kubelet, KUBEADM);
   });
 

@@ -383,6 +383,33 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "kubelet-config put back to kube-dns (kubeadm upgrade apply): preview shows it, up repairs it",
+    STEP,
+    async () => {
+      const current = await kubeletConfigMap();
+      const putBack = current.data.kubelet.replace(`\n- ${LOCAL_DNS_IP}\n`, "\n- 10.96.0.10\n");
+      const put = await cluster.controlPlane.api.update(`${NS}/configmaps/kubelet-config`, {
+        ...current,
+        metadata: { ...current.metadata, annotations: {} },
+        data: { kubelet: putBack },
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      const preview = await ws.operation("preview", STACK);
+      assert.ok(preview.ok, preview.error);
+      assert.equal(preview.changeSummary?.update, 1, JSON.stringify(preview.changeSummary));
+      const before = await startsOf(cluster.nodes);
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.equal(up.summary?.resourceChanges?.update, 1, JSON.stringify(up.summary));
+      assert.equal((await kubeletConfigMap()).data.kubelet, current.data.kubelet, "repaired");
+      assert.deepEqual(await startsOf(cluster.nodes), before, "no kubelet restarted");
+      const again = await ws.operation("up", STACK);
+      assert.ok(again.ok, again.error);
+      assert.deepEqual(Object.keys(again.summary?.resourceChanges ?? {}).sort(), ["read", "same"]);
+    },
+  );
+
+  it(
     "destroy stops at a node whose revert fails, and keeps the DaemonSet and the ConfigMaps",
     STEP,
     async () => {
