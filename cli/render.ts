@@ -4,8 +4,9 @@
 // Offline: reads Pulumi.yaml and Pulumi.<stack>.yaml itself (no Pulumi CLI, no cluster, no secret
 // decryption) and writes what `pulumi up` would apply and run: <out>/manifests.yaml, the node
 // program its ConfigMap delivers (<out>/node-program.bash) and, per node,
-// <out>/nodes/<node>/{switch.bash,guard.bash,commands.txt}, and with kubeadmKubeletConfig the
-// kubeadm kubelet-config document as `up` would write it (<out>/kubelet-config.yaml). Node directories an earlier render
+// <out>/nodes/<node>/{switch.bash,guard.bash,commands.txt}; with monitoring, the Prometheus
+// Operator objects (<out>/monitoring.yaml); with kubeadmKubeletConfig, kubeadm's kubelet-config
+// document as `up` would write it (<out>/kubelet-config.yaml). Node directories an earlier render
 // left for nodes no longer in the stack are removed (a loop over out/nodes/* must not find them).
 // Bad config writes nothing.
 import * as fs from "node:fs";
