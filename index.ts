@@ -22,6 +22,7 @@ import {
   providerKubeSettings,
   rawConfigFromEngine,
   readConfigMapData,
+  shortReason,
   Settings,
   statedKubeProxyMode,
 } from "./components";
@@ -71,13 +72,6 @@ async function checkKubeProxyMode(settings: Settings): Promise<string> {
     await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
     return `not checked: cannot read ${namespace}/${name}`;
   }
-}
-
-/** An error as the first line of its message, at most 120 characters: no long or secret text. */
-function shortReason(err: unknown): string {
-  return String((err as Error).message ?? err)
-    .split("\n")[0]!
-    .slice(0, 120);
 }
 
 /**

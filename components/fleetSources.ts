@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
-import { apiextensionsV1Api, coreV1Api, type KubeSettings } from "./kubeClient";
+import { apiextensionsV1Api, apiStatus, coreV1Api, type KubeSettings } from "./kubeClient";
 
 export type { KubeSettings };
 
@@ -46,7 +46,7 @@ export async function readConfigMapData(
     const configMap = await api.readNamespacedConfigMap({ namespace, name });
     return configMap.data ?? {};
   } catch (err) {
-    if ((err as { code?: unknown }).code === 404) return undefined;
+    if (apiStatus(err) === 404) return undefined;
     throw err;
   }
 }
@@ -59,7 +59,7 @@ export async function installedCrds(kube: KubeSettings, names: string[]): Promis
       api.readCustomResourceDefinition({ name }).then(
         () => true,
         (err: unknown) => {
-          if ((err as { code?: unknown }).code === 404) return false;
+          if (apiStatus(err) === 404) return false;
           throw err;
         },
       ),

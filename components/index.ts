@@ -17,4 +17,5 @@ export {
   readConfigMapData,
   KubeSettings,
 } from "./fleetSources";
+export { shortReason } from "./kubeClient";
 export { KUBE_PROXY_CONFIG_MAP, kubeProxyModeWarning, statedKubeProxyMode } from "./kubeProxyMode";

@@ -1,6 +1,7 @@
-// The Kubernetes API client, reached the way the kubernetes provider reaches the cluster. Used at
-// program time (fleetSources.ts) and inside the kubelet-config dynamic provider, whose code the
-// SDK serializes: keep this module free of anything but Node's own modules and the client.
+// The Kubernetes API client, reached the way the kubernetes provider reaches the cluster, and how
+// its errors are shown (status, one short line). Used at program time (fleetSources.ts, index.ts)
+// and inside the kubelet-config dynamic provider, whose code the SDK serializes: keep this module
+// free of anything but Node's own modules and the client.
 import * as fs from "node:fs";
 
 /** The kubernetes provider's `kubeconfig` (a path or the text itself) and `context`, if set. */
@@ -32,4 +33,16 @@ export async function coreV1Api(kube: KubeSettings) {
 export async function apiextensionsV1Api(kube: KubeSettings) {
   const { k8s, kubeconfig } = await loadKubeConfig(kube);
   return kubeconfig.makeApiClient(k8s.ApiextensionsV1Api);
+}
+
+/** The HTTP status of a client-node API error (undefined for any other error). */
+export function apiStatus(err: unknown): unknown {
+  return (err as { code?: unknown }).code;
+}
+
+/** An error as the first line of its message, at most 120 characters: no long or secret text. */
+export function shortReason(err: unknown): string {
+  return String((err as Error).message ?? err)
+    .split("\n")[0]!
+    .slice(0, 120);
 }

@@ -15,7 +15,7 @@
 // - The code runs in the engine's dynamic-provider process, serialized by the SDK with what it
 //   uses from kubeClient.ts and the pure text module (both import nothing else of ours).
 import * as pulumi from "@pulumi/pulumi";
-import { coreV1Api } from "./kubeClient";
+import { apiStatus, coreV1Api, shortReason } from "./kubeClient";
 import {
   CacheAddresses,
   findClusterDns,
@@ -67,14 +67,6 @@ interface ConfigMapApi {
   }): Promise<unknown>;
 }
 
-const statusOf = (err: unknown) => (err as { code?: unknown }).code;
-
-/** The API's error as one short line: the status and the start of the first line, no more. */
-function describe(err: unknown): string {
-  const text = String((err as Error).message ?? err).split("\n")[0]!;
-  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
-}
-
 /**
  * Read the ConfigMap, let `edit` return its new form (or undefined: nothing to write), write it
  * with the read's resourceVersion, and again from the read on a conflict. `edit` gets undefined
@@ -91,7 +83,7 @@ async function readEditWrite(
     try {
       current = await api.readNamespacedConfigMap({ namespace, name });
     } catch (err) {
-      if (statusOf(err) !== 404) throw new Error(`cannot read ${WHERE}: ${describe(err)}`);
+      if (apiStatus(err) !== 404) throw new Error(`cannot read ${WHERE}: ${shortReason(err)}`);
     }
     const body = edit(current);
     if (body === undefined) return;
@@ -99,8 +91,8 @@ async function readEditWrite(
       await api.replaceNamespacedConfigMap({ namespace, name, body });
       return;
     } catch (err) {
-      if (statusOf(err) !== 409 || attempt === ATTEMPTS) {
-        throw new Error(`cannot update ${WHERE}: ${describe(err)}`);
+      if (apiStatus(err) !== 409 || attempt === ATTEMPTS) {
+        throw new Error(`cannot update ${WHERE}: ${shortReason(err)}`);
       }
     }
   }
