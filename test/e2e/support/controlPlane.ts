@@ -36,7 +36,7 @@ export {
   type AuditEvent,
   type AuditFilter,
 } from "./controlPlane/audit";
-export type { Pki } from "./controlPlane/pki";
+export { signServingCert, type Pki } from "./controlPlane/pki";
 export type {
   ControlPlane,
   ControlPlaneOptions,

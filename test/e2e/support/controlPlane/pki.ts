@@ -88,6 +88,33 @@ export function makePki(parent: string): Pki {
   };
 }
 
+/**
+ * A serving certificate signed by the PKI's CA for these IP addresses (a stand-in kubelet's, which
+ * the API server verifies with --kubelet-certificate-authority), in the PKI's dir.
+ */
+export function signServingCert(
+  pki: Pki,
+  name: string,
+  ips: string[],
+): { cert: string; key: string } {
+  const key = path.join(pki.dir, `${name}.key`);
+  const csr = path.join(pki.dir, `${name}.csr`);
+  const ext = path.join(pki.dir, `${name}.ext`);
+  const cert = path.join(pki.dir, `${name}.crt`);
+  openssl(pki.dir, ["genrsa", "-out", key, "2048"]);
+  openssl(pki.dir, ["req", "-new", "-key", key, "-subj", `/CN=${name}`, "-out", csr]);
+  fs.writeFileSync(
+    ext,
+    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" +
+      `extendedKeyUsage=serverAuth\nsubjectAltName=${ips.map((ip) => `IP:${ip}`).join(",")}\n`,
+  );
+  openssl(pki.dir, [
+    ...["x509", "-req", "-in", csr, "-CA", pki.caCert, "-CAkey", pki.caKey, "-CAcreateserial"],
+    ...["-days", DAYS, "-extfile", ext, "-out", cert],
+  ]);
+  return { cert, key };
+}
+
 /** An admin kubeconfig with the CA and client certificate inline. */
 export function adminKubeconfig(pki: Pki, server: string): string {
   const b64 = (file: string): string => fs.readFileSync(file).toString("base64");

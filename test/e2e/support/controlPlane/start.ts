@@ -177,6 +177,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
             "--audit-log-mode=blocking",
             // One client (the test) and three controllers: no request throttling.
             "--enable-priority-and-fairness=false",
+            // The node proxy (configz) dials a Node's InternalIP only: never its Hostname, which
+            // would be looked up through the machine's resolver. Like kubeadm, it presents a
+            // client certificate to kubelets and verifies theirs with the cluster's CA.
+            "--kubelet-preferred-address-types=InternalIP",
+            `--kubelet-client-certificate=${pki.adminCert}`,
+            `--kubelet-client-key=${pki.adminKey}`,
+            `--kubelet-certificate-authority=${pki.caCert}`,
             "--max-requests-inflight=0",
             "--max-mutating-requests-inflight=0",
             ...(options.extraApiServerArgs ?? []),
