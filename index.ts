@@ -13,6 +13,9 @@ import {
   KUBE_PROXY_CONFIG_MAP,
   kubeProxyModeWarning,
   listClusterNodes,
+  LiveNodeView,
+  liveView,
+  ManagedNode,
   MONITORING_CRDS,
   MonitoringKind,
   monitoringPlan,
@@ -22,6 +25,7 @@ import {
   providerKubeSettings,
   rawConfigFromEngine,
   readConfigMapData,
+  readKubeletClusterDns,
   shortReason,
   Settings,
   statedKubeProxyMode,
@@ -40,6 +44,11 @@ function loadSettings() {
   }
 }
 
+// What the last update managed (its managedNodes output), read once: discovery and the live view
+// both need it, and a program may reference its own stack only once.
+let managedBefore: Promise<ManagedNode[]> | undefined;
+const lastManagedNodes = () => (managedBefore ??= previouslyManagedNodes());
+
 /** The fleet: the `nodes` list as it is, or (discovery) the cluster's Nodes planned against state. */
 async function planFleet(settings: Settings): Promise<FleetPlan> {
   if (settings.discover === undefined) return { nodes: settings.nodes, retired: [], warnings: [] };
@@ -47,7 +56,7 @@ async function planFleet(settings: Settings): Promise<FleetPlan> {
     listClusterNodes(providerKubeSettings()).catch((err: Error) => {
       throw new pulumi.RunError(`nodelocaldns:discover: cannot list the Nodes: ${err.message}`);
     }),
-    previouslyManagedNodes(),
+    lastManagedNodes(),
   ]);
   return fleetPlan(settings.discover, clusterNodesFromList(list), settings.nodes, managed);
 }
@@ -71,6 +80,36 @@ async function checkKubeProxyMode(settings: Settings): Promise<string> {
     const reason = shortReason(err);
     await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
     return `not checked: cannot read ${namespace}/${name}`;
+  }
+}
+
+/**
+ * liveView: each selected node's running cluster DNS, read through the API server's configz proxy
+ * before this update changes anything, against what the last update switched; one summary line.
+ * A node that cannot be read is `unknown` with its reason, and nothing here fails the run.
+ */
+async function readLiveView(
+  settings: Settings,
+  fleet: FleetPlan,
+): Promise<Record<string, LiveNodeView> | string> {
+  if (!settings.liveView) return "not read (liveView: false)";
+  const kube = providerKubeSettings();
+  if (!hasKubeconfig(kube)) return "not read: no kubeconfig";
+  try {
+    const names = fleet.nodes.map((node) => node.name);
+    const [reads, managed] = await Promise.all([
+      readKubeletClusterDns(kube, names),
+      lastManagedNodes(),
+    ]);
+    const switched = new Set(managed.map((node) => node.name));
+    const nodes = names.map((name) => ({ name, switchedBefore: switched.has(name) }));
+    const view = liveView(settings.localDnsIp, nodes, reads);
+    await pulumi.log.info(view.summary);
+    return view.nodes;
+  } catch (err) {
+    const reason = shortReason(err);
+    await pulumi.log.info(`kubelet live view not read: ${reason}`);
+    return `not read: ${reason}`;
   }
 }
 
@@ -131,10 +170,19 @@ function deploy(settings: Settings, fleet: FleetPlan, monitoring: MonitoringKind
 
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
+const fleet = planFleet(settings);
 const deployed = pulumi.output(
-  Promise.all([planFleet(settings), planMonitoring(settings)]).then(([fleet, monitoring]) =>
-    deploy(settings, fleet, monitoring),
+  Promise.all([fleet, planMonitoring(settings)]).then(([plan, monitoring]) =>
+    deploy(settings, plan, monitoring),
   ),
+);
+/**
+ * Each node's running kubelet cluster DNS before this update, and its state against the last
+ * update (switched, drifted, to switch, on the cache already, unknown): README "Live view".
+ */
+export const kubeletLive = fleet.then(
+  (plan) => readLiveView(settings, plan),
+  () => "not read: no fleet",
 );
 /** kube-proxy's mode as the cluster's kube-system/kube-proxy ConfigMap states it. */
 export const kubeProxyModeInCluster = checkKubeProxyMode(settings);

@@ -40,6 +40,7 @@ const KEYS = {
   localDnsIp: false,
   fallbackToKubeDns: false,
   kubeadmKubeletConfig: false,
+  liveView: false,
   clusterDomain: false,
   kubeProxyMode: false,
   image: false,
@@ -127,6 +128,7 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
       c.boolean("fallbackToKubeDns", v.fallbackToKubeDns) ?? DEFAULTS.fallbackToKubeDns,
     kubeadmKubeletConfig:
       c.boolean("kubeadmKubeletConfig", v.kubeadmKubeletConfig) ?? DEFAULTS.kubeadmKubeletConfig,
+    liveView: c.boolean("liveView", v.liveView) ?? DEFAULTS.liveView,
     clusterDomain:
       c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
     kubeProxyMode,

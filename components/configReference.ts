@@ -31,6 +31,10 @@ const REFERENCE: Record<Key, [string, string]> = {
     code(String(DEFAULTS.kubeadmKubeletConfig)),
     '`true` on kubeadm clusters: kubelet\'s cluster DNS is also set in `kube-system/kubelet-config`, so nodes that join or upgrade keep the cache; destroy puts the exact original value back (README "kubeadm clusters")',
   ],
+  liveView: [
+    code(String(DEFAULTS.liveView)),
+    "at program time (preview too), read each node's running cluster DNS through the API server's configz proxy (RBAC `nodes/proxy`) and report it: stack output `kubeletLive`, one summary line (README \"Live view\")",
+  ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [
     code(DEFAULTS.kubeProxyMode),

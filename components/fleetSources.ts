@@ -1,14 +1,25 @@
 // What the program reads at program time. From the cluster (through @kubernetes/client-node, with
 // the kubernetes provider's kubeconfig and context): the Nodes for discovery, a ConfigMap's data
-// (kube-proxy's mode), which CRDs are installed (monitoring). From this stack's last update: the
+// (kube-proxy's mode), which CRDs are installed (monitoring), each node's running kubelet
+// configuration (configz, through the API server's node proxy). From this stack's last update: the
 // nodes it managed (its own `managedNodes` output, read through a StackReference to itself).
-// Everything they return goes to pure functions (discovery.ts, kubeProxyMode.ts, monitoring.ts).
+// Everything they return goes to pure functions (discovery.ts, kubeProxyMode.ts, monitoring.ts,
+// kubeletLive.ts).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ManagedNode } from "./discovery";
-import { apiextensionsV1Api, apiStatus, coreV1Api, type KubeSettings } from "./kubeClient";
+import {
+  abortableRequest,
+  apiError,
+  apiextensionsV1Api,
+  apiStatus,
+  coreV1Api,
+  shortReason,
+  type KubeSettings,
+} from "./kubeClient";
+import { parseConfigz, type LiveRead } from "./kubeletLive";
 
 export type { KubeSettings };
 
@@ -79,6 +90,61 @@ export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unk
     continueToken = page.metadata?._continue || undefined;
   } while (continueToken !== undefined);
   return { items };
+}
+
+/** Bounds of the configz reads: a fleet of unreachable kubelets costs at most `totalMs`. */
+export interface ConfigzReadLimits {
+  /** Reads in flight at once. */
+  concurrency: number;
+  /** One read's bound. */
+  requestMs: number;
+  /** The whole read's bound: nodes not read by then are unknown. */
+  totalMs: number;
+}
+
+export const CONFIGZ_READ_LIMITS: ConfigzReadLimits = {
+  concurrency: 32,
+  requestMs: 5_000,
+  totalMs: 30_000,
+};
+
+/**
+ * Each node's running kubelet clusterDNS, read through the API server's node proxy
+ * (`GET /api/v1/nodes/<name>/proxy/configz`, RBAC `nodes/proxy`). A read that fails is that
+ * node's `unknown` with a short reason; this never throws for one node.
+ */
+export async function readKubeletClusterDns(
+  kube: KubeSettings,
+  names: string[],
+  limits: ConfigzReadLimits = CONFIGZ_READ_LIMITS,
+): Promise<Record<string, LiveRead>> {
+  const api = await coreV1Api(kube);
+  const reads: Record<string, LiveRead> = {};
+  const deadline = Date.now() + limits.totalMs;
+  const readOne = async (name: string): Promise<LiveRead> => {
+    const left = deadline - Date.now();
+    if (left <= 0) return { unknown: `not read within the live view's ${limits.totalMs / 1000}s` };
+    const signal = AbortSignal.timeout(Math.min(limits.requestMs, left));
+    try {
+      const answer: unknown = await api.connectGetNodeProxyWithPath(
+        { name, path: "configz" },
+        await abortableRequest(signal),
+      );
+      return { clusterDns: parseConfigz(answer) };
+    } catch (err) {
+      if (signal.aborted) return { unknown: `configz: no answer within ${limits.requestMs}ms` };
+      return { unknown: `configz: ${apiError(err) ?? shortReason(err)}` };
+    }
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++]!;
+      reads[name] = await readOne(name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limits.concurrency, names.length) }, worker));
+  return reads;
 }
 
 /** What the last update of this stack managed (empty before its first discovery update). */

@@ -13,9 +13,11 @@ export {
   installedCrds,
   listClusterNodes,
   previouslyManagedNodes,
+  readKubeletClusterDns,
   providerKubeSettings,
   readConfigMapData,
   KubeSettings,
 } from "./fleetSources";
 export { shortReason } from "./kubeClient";
+export { liveView, LiveNodeView, LiveRead, LiveState, parseConfigz } from "./kubeletLive";
 export { KUBE_PROXY_CONFIG_MAP, kubeProxyModeWarning, statedKubeProxyMode } from "./kubeProxyMode";

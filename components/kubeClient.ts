@@ -29,6 +29,25 @@ export async function coreV1Api(kube: KubeSettings) {
   return kubeconfig.makeApiClient(k8s.CoreV1Api);
 }
 
+/** Request options that end the request when `signal` aborts (client-node has no timeout). */
+export async function abortableRequest(signal: AbortSignal) {
+  const k8s = await import("@kubernetes/client-node");
+  type Request = InstanceType<typeof k8s.RequestContext>;
+  type Response = InstanceType<typeof k8s.ResponseContext>;
+  return {
+    middleware: [
+      {
+        pre: (context: Request) => {
+          context.setSignal(signal);
+          return new k8s.Observable(Promise.resolve(context));
+        },
+        post: (response: Response) => new k8s.Observable(Promise.resolve(response)),
+      },
+    ],
+    middlewareMergeStrategy: "append" as const,
+  };
+}
+
 /** An ApiextensionsV1 client (CustomResourceDefinitions) for the cluster of these settings. */
 export async function apiextensionsV1Api(kube: KubeSettings) {
   const { k8s, kubeconfig } = await loadKubeConfig(kube);
@@ -38,6 +57,25 @@ export async function apiextensionsV1Api(kube: KubeSettings) {
 /** The HTTP status of a client-node API error (undefined for any other error). */
 export function apiStatus(err: unknown): unknown {
   return (err as { code?: unknown }).code;
+}
+
+/**
+ * A client-node API error as `HTTP <status>: <the Status message>` (first line, at most 100
+ * characters of it); undefined for any other error.
+ */
+export function apiError(err: unknown): string | undefined {
+  const status = apiStatus(err);
+  if (status === undefined) return undefined;
+  let message = "";
+  try {
+    const body = (err as { body?: unknown }).body;
+    const parsed: unknown = typeof body === "string" ? JSON.parse(body) : body;
+    const text = (parsed as { message?: unknown } | null)?.message;
+    if (typeof text === "string") message = text.split("\n")[0]!.slice(0, 100);
+  } catch {
+    // A body that is not a Status: the status alone.
+  }
+  return message === "" ? `HTTP ${String(status)}` : `HTTP ${String(status)}: ${message}`;
 }
 
 /** An error as the first line of its message, at most 120 characters: no long or secret text. */

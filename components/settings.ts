@@ -87,6 +87,8 @@ export interface Settings {
   fallbackToKubeDns: boolean;
   /** Also set clusterDNS in kubeadm's kube-system/kubelet-config, and put it back on destroy. */
   kubeadmKubeletConfig: boolean;
+  /** Read each node's running cluster DNS (configz, through the API server) at program time. */
+  liveView: boolean;
   clusterDomain: string;
   kubeProxyMode: KubeProxyMode;
   image: string;
@@ -118,6 +120,7 @@ export const DEFAULTS = {
   localDnsIp: "169.254.20.10",
   fallbackToKubeDns: false,
   kubeadmKubeletConfig: false,
+  liveView: true,
   clusterDomain: "cluster.local",
   kubeProxyMode: "ipvs" as KubeProxyMode,
   image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8",

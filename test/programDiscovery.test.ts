@@ -1,6 +1,7 @@
 // The program with discovery under the mock runtime: the Node list comes from a fake API server
 // on loopback (answered through the real @kubernetes/client-node and a kubeconfig pointing at it),
-// the last update's managedNodes from the mocked StackReference to the program's own stack.
+// the last update's managedNodes from the mocked StackReference to the program's own stack; the
+// live view's configz reads from the same fake, through the node proxy path.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -50,7 +51,16 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-discovery-"));
 const requests: string[] = [];
 const server = http.createServer((req, res) => {
   requests.push(`${req.method} ${req.url}`);
-  if (req.method === "GET" && req.url?.startsWith("/api/v1/nodes")) {
+  if (req.url === "/api/v1/nodes/w1/proxy/configz") {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["10.96.0.10"] } }));
+  } else if (req.url === "/api/v1/nodes/w2/proxy/configz") {
+    // What the API server answers when it cannot reach a node's kubelet.
+    res.writeHead(503, { "Content-Type": "application/json" });
+    res.end(
+      JSON.stringify({ kind: "Status", code: 503, message: "error trying to reach service" }),
+    );
+  } else if (req.method === "GET" && req.url?.startsWith("/api/v1/nodes")) {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(NODE_LIST));
   } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
@@ -62,6 +72,7 @@ const server = http.createServer((req, res) => {
   }
 });
 const warned: string[] = [];
+const informed: string[] = [];
 let regs: Registration[];
 let program: typeof import("../index");
 let kubeProxyModeInCluster: string;
@@ -72,8 +83,12 @@ before(async () => {
   const kubeconfig = path.join(dir, "kubeconfig");
   fs.writeFileSync(kubeconfig, plainHttpKubeconfig(port));
   process.env.KUBECONFIG = kubeconfig;
-  const log = pulumi.log as { warn: (message: string) => Promise<void> };
+  const log = pulumi.log as {
+    warn: (message: string) => Promise<void>;
+    info: (message: string) => Promise<void>;
+  };
   log.warn = async (message: string) => void warned.push(message);
+  log.info = async (message: string) => void informed.push(message);
 
   const runtime = await startMockRuntime({
     config: {
@@ -116,8 +131,26 @@ const commandsOf = (node: string) =>
 describe("the program with discovery", () => {
   it("lists the Nodes once, through the kubeconfig's API server", () => {
     assert.deepEqual(
-      requests.filter((r) => r.includes("/nodes")),
+      requests.filter((r) => r.includes("/nodes") && !r.endsWith("/proxy/configz")),
       ["GET /api/v1/nodes?limit=500"],
+    );
+  });
+
+  it("reads the live cluster DNS of the nodes it manages, once each, and reports them", async () => {
+    assert.deepEqual(requests.filter((r) => r.endsWith("/proxy/configz")).sort(), [
+      "GET /api/v1/nodes/w1/proxy/configz",
+      "GET /api/v1/nodes/w2/proxy/configz",
+    ]);
+    assert.deepEqual(await program.kubeletLive, {
+      w1: { state: "to switch", clusterDNS: ["10.96.0.10"] },
+      w2: { state: "unknown", reason: "configz: HTTP 503: error trying to reach service" },
+    });
+    assert.deepEqual(
+      informed.filter((m) => m.startsWith("kubelet live view")),
+      [
+        "kubelet live view (configz, before this update): on the cache 0/2; to switch: w1; " +
+          "unknown: w2 (configz: HTTP 503: error trying to reach service)",
+      ],
     );
   });
 

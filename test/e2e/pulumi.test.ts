@@ -123,6 +123,18 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       assert.deepEqual((await cluster.nodes[2]!.program.kubelet()).effective?.clusterDNS, [
         KUBE_DNS_IP,
       ]);
+      // The live view under the real engine: these Nodes advertise loopback addresses, which the
+      // API server never proxies to, so each is unknown with the API server's reason, and the
+      // run goes on (test/e2e/kubeletLive.test.ts reads real answers in a namespace of its own).
+      const live = up.outputs?.kubeletLive as Record<string, { state: string; reason?: string }>;
+      for (const n of cluster.nodes.slice(0, 2)) {
+        assert.equal(live[n.name]?.state, "unknown", JSON.stringify(live));
+        assert.match(live[n.name]?.reason ?? "", /^configz: HTTP \d+: /);
+      }
+      assert.match(
+        up.log,
+        /kubelet live view \(configz, before this update\): on the cache 0\/2; unknown: /,
+      );
       // render, given the ClusterIP the program read, writes what the API server now holds.
       const out = path.join(ws.dir, "render");
       assert.equal(renderStackTo(out), 0);

@@ -10,6 +10,7 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
     localDnsIp: DEFAULTS.localDnsIp,
     fallbackToKubeDns: DEFAULTS.fallbackToKubeDns,
     kubeadmKubeletConfig: DEFAULTS.kubeadmKubeletConfig,
+    liveView: DEFAULTS.liveView,
     clusterDomain: DEFAULTS.clusterDomain,
     kubeProxyMode: DEFAULTS.kubeProxyMode,
     image: DEFAULTS.image,
