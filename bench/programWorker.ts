@@ -139,7 +139,7 @@ function floorProgram(
         const guard = new command.remote.Command(
           `${name}-kubelet-guard-${node}`,
           commandArgs(shape.guardStdinLengths[i]!),
-          { parent: this, provider, dependsOn: [ds, cm, program], deleteBeforeReplace: true },
+          { parent: this, provider, dependsOn: [ds], deleteBeforeReplace: true },
         );
         current.push(
           new command.remote.Command(
@@ -148,7 +148,7 @@ function floorProgram(
             {
               parent: this,
               provider,
-              dependsOn: [ds, cm, program, guard, ...previous],
+              dependsOn: [ds, guard, ...previous],
               deleteBeforeReplace: true,
               replaceWith: [ds],
             },

@@ -56,11 +56,11 @@ class Floor extends pulumi.ComponentResource {
         const base = { parent: this, provider, deleteBeforeReplace: true };
         const guard = new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, {
           ...base,
-          dependsOn: [ds, corefile, program],
+          dependsOn: [ds],
         });
         return new command.remote.Command(`${name}-kubelet-${node.name}`, args, {
           ...base,
-          dependsOn: [ds, corefile, program, guard, ...previous],
+          dependsOn: [ds, guard, ...previous],
           replaceWith: [ds],
         });
       });

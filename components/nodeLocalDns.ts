@@ -144,10 +144,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       );
     }
 
-    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(name, settings, resolved, [
-      configMap,
-      nodeProgram,
-    ]);
+    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(name, settings, resolved);
     for (const node of args.retired ?? []) this.retire(name, node);
     this.localDnsIp = settings.localDnsIp;
     this.namespace = NAMESPACE;
@@ -161,9 +158,10 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   /**
    * Two remote.Commands per node: the switch, and before it a revert guard. Lifecycle choices, each
    * against a provider trap:
-   * - dependsOn DaemonSet + ConfigMaps: create waits for a ready cache and the delivered node
-   *   program; destroy reverts kubelet before the DaemonSet goes (and keeps the DaemonSet if a
-   *   revert fails).
+   * - dependsOn DaemonSet: create waits for a ready cache and the delivered node program;
+   *   destroy reverts kubelet before the DaemonSet goes (and keeps the DaemonSet if a revert
+   *   fails). The DaemonSet depends on both ConfigMaps, so the Commands come after them and go
+   *   before them without naming them: two URNs fewer in each Command's state.
    * - the guard: Pulumi records a create only when it completes, so a switch cut short (an
    *   interrupted `pulumi up`) would have no delete. The guard is recorded first; its delete runs
    *   on destroy after the switch's, before the DaemonSet goes, and reverts whatever the node's
@@ -182,36 +180,39 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     name: string,
     settings: Settings,
     resolved: pulumi.Output<ResolvedSettings>,
-    configMaps: k8s.core.v1.ConfigMap[],
   ): [command.remote.Command[], command.remote.Command[]] {
     const switches: command.remote.Command[] = [];
     const guards: command.remote.Command[] = [];
     let previousBatch: command.remote.Command[] = [];
     for (const batch of planRollout(settings.nodes, settings.rollout)) {
-      const current = batch.map((node) => {
+      const current: command.remote.Command[] = [];
+      // A loop, not a map callback: each frame of this call stack is stored in every Command's
+      // state (the SDK's stackTrace), per node.
+      for (const node of batch) {
         const guard = new command.remote.Command(
           `${name}-kubelet-guard-${node.name}`,
           nodeCommandArgs(node, settings, resolved, renderGuardProgram),
           {
             parent: this,
             provider: this.commandProvider,
-            dependsOn: [this.daemonSet, ...configMaps],
+            dependsOn: [this.daemonSet],
             deleteBeforeReplace: true,
           },
         );
         guards.push(guard);
-        return new command.remote.Command(
+        const kubeletSwitch = new command.remote.Command(
           `${name}-kubelet-${node.name}`,
           nodeCommandArgs(node, settings, resolved, renderSwitchLauncher),
           {
             parent: this,
             provider: this.commandProvider,
-            dependsOn: [this.daemonSet, ...configMaps, guard, ...previousBatch],
+            dependsOn: [this.daemonSet, guard, ...previousBatch],
             deleteBeforeReplace: true,
             replaceWith: [this.daemonSet],
           },
         );
-      });
+        current.push(kubeletSwitch);
+      }
       switches.push(...current);
       previousBatch = current;
     }
