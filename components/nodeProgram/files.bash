@@ -8,6 +8,10 @@
 # label, flushed to disk before the rename, and the directory flushed after it. A kill at any
 # moment leaves either the old or the new file, and at worst a temporary file that the next run
 # removes (remove_stale_temp_files).
+#
+# The directory's flush is deferred to the next flush of this run, one `sync` call for both (each
+# call is a process; a switch writes seven files): a rename is on disk before the next file is
+# renamed, and every rename is on disk before kubelet restarts, systemd reloads, or the run ends.
 # ------------------------------------------------------------------------------------------------
 
 # Kubelet's own files are a few KiB; anything much larger is not one of them.
@@ -16,6 +20,9 @@ readonly TEMP_MARKER=.nodelocaldns-tmp.
 
 # The temporary file being written, removed on exit if it is still there.
 temp_file=
+
+# Directories with a rename or a removal not yet flushed to disk (see above).
+unflushed_directories=()
 
 # Reads the exact bytes of file $1 into the variable named $2, without a process of its own (a
 # switch reads a dozen files). `read -d ''` reads up to a NUL byte, at most MAX_FILE_BYTES + 1
@@ -45,10 +52,19 @@ read_file_exact() {
   printf -v "${read_into}" '%s' "${read_bytes}"
 }
 
-# Flushes files or directories to disk. coreutils before 8.24 ignore the arguments and flush
-# everything, which is slower but just as safe.
+# Flushes files or directories to disk, with the directories whose flush is pending. coreutils
+# before 8.24 ignore the arguments and flush everything, which is slower but just as safe.
 flush_to_disk() {
-  sync -- "$@" 2>/dev/null || sync
+  sync -- "$@" "${unflushed_directories[@]}" 2>/dev/null || sync
+  unflushed_directories=()
+}
+
+# Flushes the directories whose flush is pending, if any: before anything outside this program
+# acts on a changed file (kubelet's restart, daemon-reload), and at the end of the run.
+flush_unflushed_directories() {
+  if ((${#unflushed_directories[@]} > 0)); then
+    flush_to_disk
+  fi
 }
 
 # Creates an empty file named like mktemp would (.<name>.nodelocaldns-tmp.<6 random characters>)
@@ -101,14 +117,15 @@ write_file_atomic() {
   flush_to_disk "${temp_file}"
   mv -fT -- "${temp_file}" "${path}"
   temp_file=
-  flush_to_disk "${directory:-/}"
+  unflushed_directories+=("${directory:-/}")
 }
 
-# Removes a file and flushes its directory.
+# Removes a file; its directory is flushed with the next flush (see above).
 remove_file_durably() {
   local path=$1
+  local directory=${path%/*}
   rm -f -- "${path}"
-  flush_to_disk "${path%/*}"
+  unflushed_directories+=("${directory:-/}")
 }
 
 # Removes temporary files that a killed run left in directory $1 (only our own, by their name).

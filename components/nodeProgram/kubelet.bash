@@ -76,13 +76,19 @@ config_dir_files() {
   done
 }
 
+# $1 = just-read: systemd's view of the unit and kubelet's process were read a moment ago, by the
+# look that found the restarted kubelet healthy (restart_kubelet_and_wait); they are used as they
+# are instead of asking systemd again (a `systemctl show` costs tens of milliseconds).
 detect_dns_source() {
+  local process=${1:-}
   effective_list=
   source_path=
   source_kind=
   source_exists=yes
   source_note=
-  read_kubelet_process
+  if [[ ${process} != just-read ]]; then
+    read_kubelet_process
+  fi
   if ((kubelet_pid == 0)); then
     kubelet_running=no
     detect_from_well_known_files

@@ -31,6 +31,7 @@ on_exit() {
     undo_step
   fi
   remove_temp_file
+  flush_unflushed_directories || true
   if [[ -n ${lock_fd} && -z ${record[phase]:-} && ${step_phase} == none ]]; then
     remove_state_files
     rm -f -- "${STATE_DIR:?}/lock"

@@ -99,10 +99,11 @@ commit_step() {
 }
 
 # Checks, from the new kubelet's command line and the files it reads, that it uses the value meant.
+# Right after restart_kubelet_and_wait succeeded: its last look at the process is the one checked.
 verify_running_kubelet() {
   local expected=$1
   local recorded_source=${record[source]}
-  detect_dns_source
+  detect_dns_source just-read
   if [[ ${effective_list} != "${expected}" ]]; then
     fail "kubelet restarted but runs with cluster DNS ${effective_list:-(none)}" \
       "(${source_note}), not ${expected}"

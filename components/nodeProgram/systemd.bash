@@ -90,6 +90,7 @@ read_kubelet_argv() {
 
 # Tells systemd to re-read unit files (needed after a unit file or drop-in changed).
 daemon_reload() {
+  flush_unflushed_directories
   log "systemctl daemon-reload (a unit file changed)"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl daemon-reload; then
     log "systemctl daemon-reload failed or timed out"
@@ -122,6 +123,7 @@ restart_kubelet_and_wait() {
   local first_look=yes
   local looks=0
   local why=
+  flush_unflushed_directories
   log "restarting kubelet"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl restart "${KUBELET_UNIT}"; then
     log "systemctl restart ${KUBELET_UNIT} failed or timed out; checking whether kubelet came back"

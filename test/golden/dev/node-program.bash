@@ -211,6 +211,10 @@ list_contains() {
 # label, flushed to disk before the rename, and the directory flushed after it. A kill at any
 # moment leaves either the old or the new file, and at worst a temporary file that the next run
 # removes (remove_stale_temp_files).
+#
+# The directory's flush is deferred to the next flush of this run, one `sync` call for both (each
+# call is a process; a switch writes seven files): a rename is on disk before the next file is
+# renamed, and every rename is on disk before kubelet restarts, systemd reloads, or the run ends.
 # ------------------------------------------------------------------------------------------------
 
 # Kubelet's own files are a few KiB; anything much larger is not one of them.
@@ -219,6 +223,9 @@ readonly TEMP_MARKER=.nodelocaldns-tmp.
 
 # The temporary file being written, removed on exit if it is still there.
 temp_file=
+
+# Directories with a rename or a removal not yet flushed to disk (see above).
+unflushed_directories=()
 
 # Reads the exact bytes of file $1 into the variable named $2, without a process of its own (a
 # switch reads a dozen files). `read -d ''` reads up to a NUL byte, at most MAX_FILE_BYTES + 1
@@ -248,10 +255,19 @@ read_file_exact() {
   printf -v "${read_into}" '%s' "${read_bytes}"
 }
 
-# Flushes files or directories to disk. coreutils before 8.24 ignore the arguments and flush
-# everything, which is slower but just as safe.
+# Flushes files or directories to disk, with the directories whose flush is pending. coreutils
+# before 8.24 ignore the arguments and flush everything, which is slower but just as safe.
 flush_to_disk() {
-  sync -- "$@" 2>/dev/null || sync
+  sync -- "$@" "${unflushed_directories[@]}" 2>/dev/null || sync
+  unflushed_directories=()
+}
+
+# Flushes the directories whose flush is pending, if any: before anything outside this program
+# acts on a changed file (kubelet's restart, daemon-reload), and at the end of the run.
+flush_unflushed_directories() {
+  if ((${#unflushed_directories[@]} > 0)); then
+    flush_to_disk
+  fi
 }
 
 # Creates an empty file named like mktemp would (.<name>.nodelocaldns-tmp.<6 random characters>)
@@ -304,14 +320,15 @@ write_file_atomic() {
   flush_to_disk "${temp_file}"
   mv -fT -- "${temp_file}" "${path}"
   temp_file=
-  flush_to_disk "${directory:-/}"
+  unflushed_directories+=("${directory:-/}")
 }
 
-# Removes a file and flushes its directory.
+# Removes a file; its directory is flushed with the next flush (see above).
 remove_file_durably() {
   local path=$1
+  local directory=${path%/*}
   rm -f -- "${path}"
-  flush_to_disk "${path%/*}"
+  unflushed_directories+=("${directory:-/}")
 }
 
 # Removes temporary files that a killed run left in directory $1 (only our own, by their name).
@@ -703,6 +720,7 @@ read_kubelet_argv() {
 
 # Tells systemd to re-read unit files (needed after a unit file or drop-in changed).
 daemon_reload() {
+  flush_unflushed_directories
   log "systemctl daemon-reload (a unit file changed)"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl daemon-reload; then
     log "systemctl daemon-reload failed or timed out"
@@ -735,6 +753,7 @@ restart_kubelet_and_wait() {
   local first_look=yes
   local looks=0
   local why=
+  flush_unflushed_directories
   log "restarting kubelet"
   if ! timeout -k 5 "${KUBELET_TIMEOUT_SECONDS}" systemctl restart "${KUBELET_UNIT}"; then
     log "systemctl restart ${KUBELET_UNIT} failed or timed out; checking whether kubelet came back"
@@ -862,13 +881,19 @@ config_dir_files() {
   done
 }
 
+# $1 = just-read: systemd's view of the unit and kubelet's process were read a moment ago, by the
+# look that found the restarted kubelet healthy (restart_kubelet_and_wait); they are used as they
+# are instead of asking systemd again (a `systemctl show` costs tens of milliseconds).
 detect_dns_source() {
+  local process=${1:-}
   effective_list=
   source_path=
   source_kind=
   source_exists=yes
   source_note=
-  read_kubelet_process
+  if [[ ${process} != just-read ]]; then
+    read_kubelet_process
+  fi
   if ((kubelet_pid == 0)); then
     kubelet_running=no
     detect_from_well_known_files
@@ -1726,10 +1751,11 @@ commit_step() {
 }
 
 # Checks, from the new kubelet's command line and the files it reads, that it uses the value meant.
+# Right after restart_kubelet_and_wait succeeded: its last look at the process is the one checked.
 verify_running_kubelet() {
   local expected=$1
   local recorded_source=${record[source]}
-  detect_dns_source
+  detect_dns_source just-read
   if [[ ${effective_list} != "${expected}" ]]; then
     fail "kubelet restarted but runs with cluster DNS ${effective_list:-(none)}" \
       "(${source_note}), not ${expected}"
@@ -2243,6 +2269,7 @@ on_exit() {
     undo_step
   fi
   remove_temp_file
+  flush_unflushed_directories || true
   if [[ -n ${lock_fd} && -z ${record[phase]:-} && ${step_phase} == none ]]; then
     remove_state_files
     rm -f -- "${STATE_DIR:?}/lock"
