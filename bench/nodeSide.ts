@@ -8,7 +8,11 @@
 //   with the new value;
 // - the write-up's manual step: its sed line + `systemctl restart kubelet` (and its revert), sent
 //   the same way; it does not wait for kubelet at all;
-// - the connection floor: `bash -s` with nothing on stdin.
+// - the connection floor: `bash -s` with nothing on stdin;
+// - kubelet's own start: `systemctl restart`, then /healthz polled until ok (bench/kubeletStart.ts).
+//   The goal is "at most 300 ms more when kubelet is healthy at once": the stand-in kubelet takes
+//   this long to answer after systemctl returns, which our switch waits for and the write-up's
+//   step does not, so the verdict is on the overhead net of it, paired run by run.
 import { performance } from "node:perf_hooks";
 import { nodeScriptParams } from "../components/nodeCommand";
 import { renderSwitchLauncher } from "../components/nodeScript";
@@ -17,6 +21,7 @@ import { ProgramNode, startProgramNode } from "../test/support/programNode";
 import { KUBELET_LAYOUTS, systemdNodeSupport } from "../test/support/systemdNode";
 import { benchSettings } from "./benchSettings";
 import { CLUSTER_DNS_IP, LOCAL_DNS_IP } from "./fixture";
+import { timeKubeletRestart } from "./kubeletStart";
 import { ms, ratio, spread, summarize, table, verdict } from "./stats";
 
 /** Issue goal: our create at most this much slower than the write-up's step on a healthy node. */
@@ -41,6 +46,8 @@ export interface NodeSideResult {
   manualSwitch: number[];
   manualRevert: number[];
   connection: number[];
+  /** Kubelet's own start: from `systemctl restart` returning to /healthz ok. */
+  kubeletStart: number[];
 }
 
 export type NodeSideOutcome = NodeSideResult | { skipped: string };
@@ -72,6 +79,7 @@ export async function measureNodeSide(
       manualSwitch: [],
       manualRevert: [],
       connection: [],
+      kubeletStart: [],
     };
     for (let i = 0; i < warmup + runs; i++) {
       const keep = i >= warmup;
@@ -92,12 +100,16 @@ export async function measureNodeSide(
       const nothing = await node.node.ssh("bash -s", "");
       const connection = performance.now() - t;
       if (nothing.code !== 0) throw new Error(`ssh floor failed: ${nothing.stderr}`);
+      await resetStartLimit(node);
+      const kubeletStart = (await timeKubeletRestart((s) => node.node.run(s), "the bench node"))
+        .startMs;
       if (keep) {
         result.oursCreate.push(create);
         result.oursDelete.push(del);
         result.manualSwitch.push(manual);
         result.manualRevert.push(revert);
         result.connection.push(connection);
+        result.kubeletStart.push(kubeletStart);
         if ((i - warmup + 1) % 5 === 0) log(`  node-side run ${i - warmup + 1}/${runs}`);
       }
     }
@@ -144,36 +156,47 @@ export function nodeSideTables(r: NodeSideResult): { markdown: string } & NodeSi
       ["manual (write-up): switch", spread(s(r.manualSwitch), ms)],
       ["manual (write-up): revert", spread(s(r.manualRevert), ms)],
       ["connection floor: `ssh … bash -s`, empty stdin", spread(conn, ms)],
+      [
+        "kubelet's own start (in the node: systemctl restart returned → /healthz ok)",
+        spread(s(r.kubeletStart), ms),
+      ],
     ],
   );
   const createOver = pair(r.oursCreate, r.manualSwitch);
   const deleteOver = pair(r.oursDelete, r.manualRevert);
+  // Net of kubelet's own start in the same run: the overhead with a kubelet healthy at once.
+  const net = (a: number[], b: number[]) => s(a.map((x, i) => x - b[i]! - r.kubeletStart[i]!));
+  const createNet = net(r.oursCreate, r.manualSwitch);
+  const deleteNet = net(r.oursDelete, r.manualRevert);
   const goal = (v: number) => verdict(v <= OVERHEAD_GOAL_MS);
   const overheadTable = table(
     [
       "per node",
       "ours − manual (median of paired runs, min–max)",
+      "ours − manual − kubelet's own start (kubelet healthy at once)",
       "ours / manual (medians)",
-      `goal ≤ ${OVERHEAD_GOAL_MS} ms`,
+      `goal ≤ ${OVERHEAD_GOAL_MS} ms (net of kubelet's start)`,
     ],
     [
       [
         "create vs the write-up's switch",
         spread(createOver, ms),
+        spread(createNet, ms),
         ratio(s(r.oursCreate).median / s(r.manualSwitch).median),
-        goal(createOver.median),
+        goal(createNet.median),
       ],
       [
         "delete vs the write-up's revert",
         spread(deleteOver, ms),
+        spread(deleteNet, ms),
         ratio(s(r.oursDelete).median / s(r.manualRevert).median),
-        goal(deleteOver.median),
+        goal(deleteNet.median),
       ],
     ],
   );
-  const worst = Math.max(createOver.median, deleteOver.median);
+  const worst = Math.max(createNet.median, deleteNet.median);
   return {
-    markdown: `${totals}\n\nOverhead against the write-up's manual step (same node, same run, interleaved):\n\n${overheadTable}`,
+    markdown: `${totals}\n\nOverhead against the write-up's manual step (same node, same run, interleaved). The stand-in kubelet is not healthy at once: it answers /healthz about ${ms(s(r.kubeletStart).median)} after systemctl returns, which our switch waits for and the write-up's step does not; the goal is on the overhead net of that, run by run:\n\n${overheadTable}`,
     createMs: s(r.oursCreate).median,
     deleteMs: s(r.oursDelete).median,
     overheadMs: worst,

@@ -15,6 +15,7 @@ import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "../test/e2e/pulumi/cl
 import { CLUSTER_TOOLS, clusterTestOptions } from "../test/e2e/pulumi/tools";
 import { PulumiWorkspace } from "../test/e2e/pulumi/workspace";
 import { requireTools } from "../test/e2e/support/toolchain";
+import { timeKubeletRestart } from "./kubeletStart";
 import { ms, ratio, seconds, spread, summarize, table, verdict } from "./stats";
 
 export const REAL_ENGINE_GOAL = 1.2;
@@ -153,27 +154,8 @@ function perNodeCheckpoint(checkpoint: unknown, result: RealEngineResult): void 
 
 /** One kubelet restart on a node, timed inside it: systemctl restart until /healthz says ok. */
 async function kubeletRestartMs(node: ClusterNode): Promise<number> {
-  const script = `
-systemctl reset-failed kubelet.service 2>/dev/null
-start=\${EPOCHREALTIME}
-systemctl restart kubelet.service
-for _ in $(seq 1 500); do
-  if exec 3<>/dev/tcp/127.0.0.1/10248; then
-    printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3
-    reply=$(cat <&3)
-    exec 3>&-
-    if [[ \${reply} == *$'\\r\\n\\r\\n'ok ]]; then
-      echo "\${start} \${EPOCHREALTIME}"
-      exit 0
-    fi
-  fi 2>/dev/null
-  sleep 0.02
-done
-exit 1`;
-  const r = await node.program.node.run(script);
-  if (r.code !== 0) throw new Error(`kubelet restart on ${node.name}: ${r.stderr}`);
-  const [start, end] = r.stdout.trim().split(" ").map(Number);
-  return (end! - start!) * 1000;
+  const restart = await timeKubeletRestart((script) => node.program.node.run(script), node.name);
+  return restart.totalMs;
 }
 
 /** Throws with the CLI's stderr unless it exited 0. */
