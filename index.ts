@@ -45,7 +45,7 @@ function loadSettings() {
 }
 
 // What the last update managed (its managedNodes output), read once: discovery and the live view
-// both need it, and a program may reference its own stack only once.
+// both need it.
 let managedBefore: Promise<ManagedNode[]> | undefined;
 const lastManagedNodes = () => (managedBefore ??= previouslyManagedNodes());
 

@@ -2,7 +2,7 @@
 // the kubernetes provider's kubeconfig and context): the Nodes for discovery, a ConfigMap's data
 // (kube-proxy's mode), which CRDs are installed (monitoring), each node's running kubelet
 // configuration (configz, through the API server's node proxy). From this stack's last update: the
-// nodes it managed (its own `managedNodes` output, read through a StackReference to itself).
+// nodes it managed (its own `managedNodes` output, read back through the engine).
 // Everything they return goes to pure functions (discovery.ts, kubeProxyMode.ts, monitoring.ts,
 // kubeletLive.ts).
 import * as fs from "node:fs";
@@ -147,15 +147,37 @@ export async function readKubeletClusterDns(
   return reads;
 }
 
-/** What the last update of this stack managed (empty before its first discovery update). */
+/** Attempts at reading this stack's last outputs, and the pause before the next, times the try. */
+const STACK_OUTPUTS_ATTEMPTS = 5;
+const STACK_OUTPUTS_RETRY_MS = 200;
+
+/**
+ * What the last update of this stack managed (empty before its first update). Read with the
+ * engine's builtin invoke `pulumi:pulumi:readStackOutputs`, not a StackReference resource: with a
+ * local (`file://`) backend the read can meet the running update's own checkpoint write half done
+ * (the blob library rewrites a metadata file in place: "failed to load checkpoint: EOF"), and a
+ * failed resource read fails the whole update, while a failed invoke can be tried again.
+ */
 export async function previouslyManagedNodes(): Promise<ManagedNode[]> {
-  const self = new pulumi.StackReference(
-    `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-  );
-  const details = await self.getOutputDetails(MANAGED_NODES_OUTPUT);
-  const value = details.value ?? details.secretValue;
-  return Array.isArray(value) ? (value as ManagedNode[]) : [];
+  const name = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
+  let reason = "";
+  for (let attempt = 1; attempt <= STACK_OUTPUTS_ATTEMPTS; attempt++) {
+    try {
+      const result = (await pulumi.runtime.invoke(READ_STACK_OUTPUTS, { name })) as {
+        outputs?: Record<string, unknown>;
+      };
+      const value = result.outputs?.[MANAGED_NODES_OUTPUT];
+      return Array.isArray(value) ? (value as ManagedNode[]) : [];
+    } catch (err) {
+      reason = shortReason(err);
+      await new Promise((resolve) => setTimeout(resolve, STACK_OUTPUTS_RETRY_MS * attempt));
+    }
+  }
+  throw new Error(`cannot read this stack's last outputs: ${reason}`);
 }
+
+/** The engine's builtin invoke that answers a stack's outputs (what StackReference reads). */
+export const READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs";
 
 /** The stack output that lists the managed nodes (index.ts exports it). */
 export const MANAGED_NODES_OUTPUT = "managedNodes";

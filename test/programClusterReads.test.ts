@@ -2,7 +2,9 @@
 // runtime against a fake API server on loopback (answered through the real
 // @kubernetes/client-node): kube-system/kube-proxy answers 500, so kube-proxy's mode is "not
 // checked" with one info line that carries no secret; the ServiceMonitor CRD is installed and the
-// PrometheusRule CRD is not, so only the ServiceMonitor is declared, with a warning for the other.
+// PrometheusRule CRD is not, so only the ServiceMonitor is declared, with a warning for the other;
+// the first two reads of the stack's own last outputs fail as a `file://` backend's may while the
+// update writes its checkpoint, and the third gives the live view its record.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -20,7 +22,11 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
 const requests: string[] = [];
 const server = http.createServer((req, res) => {
   requests.push(`${req.method} ${req.url}`);
-  if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
+  if (req.url === "/api/v1/nodes/a/proxy/configz") {
+    // Node a's file was put back: kubelet runs with kube-dns again.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["10.96.0.10"] } }));
+  } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
     res.writeHead(500, { "Content-Type": "application/json" });
     res.end(
       JSON.stringify({ kind: "Status", code: 500, message: "etcdserver: request timed out" }),
@@ -37,6 +43,8 @@ const warned: string[] = [];
 const informed: string[] = [];
 let regs: Registration[];
 let kubeProxyModeInCluster: string;
+let kubeletLive: unknown;
+let stackOutputReads: number;
 
 before(async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -64,11 +72,15 @@ before(async () => {
         },
       ]),
     },
+    stackOutputs: { managedNodes: [{ name: "a", host: "10.0.0.1", port: 22 }] },
+    failedStackOutputReads: 2,
   });
   const program = await import("../index");
   kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
+  kubeletLive = await program.kubeletLive;
   await runtime.settled();
   regs = runtime.registrations;
+  stackOutputReads = runtime.stackOutputReads();
 });
 after(() => {
   server.close();
@@ -83,6 +95,17 @@ describe("the program's cluster reads", () => {
     assert.match(lines[0]!, /^kubeProxyMode not checked: cannot read kube-system\/kube-proxy: /);
     assert.ok(lines[0]!.length <= 200, `a short line: ${lines[0]}`);
     for (const line of [...informed, ...warned]) assert.ok(!line.includes(TOKEN), line);
+  });
+
+  it("reads the stack's last outputs again when a read fails, and the live view gets them", () => {
+    assert.equal(stackOutputReads, 3, "two failed reads, then one that answered");
+    assert.deepEqual(kubeletLive, { a: { state: "drifted", clusterDNS: ["10.96.0.10"] } });
+    assert.ok(
+      informed.includes(
+        "kubelet live view (configz, before this update): on the cache 0/1; drifted: a",
+      ),
+      informed.join("\n"),
+    );
   });
 
   it("asks for each monitoring CRD and declares only what the cluster has", () => {

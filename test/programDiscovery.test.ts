@@ -1,6 +1,6 @@
 // The program with discovery under the mock runtime: the Node list comes from a fake API server
 // on loopback (answered through the real @kubernetes/client-node and a kubeconfig pointing at it),
-// the last update's managedNodes from the mocked StackReference to the program's own stack; the
+// the last update's managedNodes from the mocked engine read of the program's own stack; the
 // live view's configz reads from the same fake, through the node proxy path.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";

@@ -2,6 +2,7 @@
 // registration carried (parent, dependsOn, deleteBeforeReplace, replaceWith, ...), read from the
 // requests the SDK sends to the (mock) monitor.
 import * as pulumi from "@pulumi/pulumi";
+import { READ_STACK_OUTPUTS } from "../../components/fleetSources";
 
 export interface Registration {
   urn: string;
@@ -29,12 +30,16 @@ export interface MockRuntimeOptions {
   kubeDnsClusterIp?: string;
   config?: Record<string, string>;
   secretKeys?: string[];
-  /** The outputs a StackReference (the program's reference to its own stack) reads. */
+  /** The outputs the engine answers for this stack (the program reads its own last outputs). */
   stackOutputs?: Record<string, unknown>;
+  /** The first this many reads of them fail as a `file://` backend's may, mid-checkpoint-write. */
+  failedStackOutputReads?: number;
 }
 
 export interface MockRuntime {
   registrations: Registration[];
+  /** How many times the program asked for this stack's outputs. */
+  stackOutputReads(): number;
   /** Waits until no registration is in flight (bounded). */
   settled(): Promise<void>;
 }
@@ -72,6 +77,7 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
   const pending = new Map<string, Omit<Registration, "inputs" | "urn">>();
   const registrations: Registration[] = [];
   let inFlight = 0;
+  let reads = 0;
 
   await pulumi.runtime.setMocks(
     {
@@ -86,13 +92,17 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
             state: { metadata: { name: "kube-dns" }, spec: { clusterIP: opts.kubeDnsClusterIp } },
           };
         }
-        if (args.type === "pulumi:pulumi:StackReference") {
-          const outputs = opts.stackOutputs ?? {};
-          return { id: args.name, state: { name: args.name, outputs, secretOutputNames: [] } };
-        }
         return { id: `${args.name}-id`, state: args.inputs };
       },
-      call: (args) => args.inputs,
+      // The engine's builtin read of a stack's outputs (fleetSources.ts previouslyManagedNodes).
+      call: (args) => {
+        if (args.token !== READ_STACK_OUTPUTS) return args.inputs;
+        reads += 1;
+        if (reads <= (opts.failedStackOutputReads ?? 0)) {
+          throw new Error("failed to load checkpoint: EOF");
+        }
+        return { name: args.inputs.name, outputs: opts.stackOutputs ?? {}, secretOutputNames: [] };
+      },
     },
     "nodelocaldns",
     "test",
@@ -137,6 +147,7 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
 
   return {
     registrations,
+    stackOutputReads: () => reads,
     async settled() {
       let quiet = 0;
       for (let i = 0; i < 500 && quiet < 5; i++) {
