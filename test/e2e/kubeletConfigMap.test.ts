@@ -1,7 +1,8 @@
 // The kubeadmKubeletConfig resource's provider (components/kubeletConfigMapResource.ts) called
 // directly against a real kube-apiserver: the cases the whole-engine scenario in pulumi.test.ts
 // does not reach. A create that runs again after its state record was lost keeps the first
-// original; drift is seen by diff and repaired by update; a concurrent writer's change (409) is read again and kept; a value someone else set
+// original; drift is seen by diff and repaired by update, and a diff whose read fails claims none;
+// a concurrent writer's change (409) is read again and kept; a value someone else set
 // is left on delete; a missing ConfigMap or a foreign annotation is refused, touching nothing.
 
 import assert from "node:assert/strict";
@@ -113,6 +114,40 @@ describe("kubelet-config provider on a real API server", { ...options, concurren
       changes: false,
     });
     await provider.delete!(created.id, repaired.outs!);
+    assert.equal((await read())?.data.kubelet, KUBEADM);
+  });
+
+  it("a diff whose read fails claims no drift: an API server error, or none answering", async () => {
+    await put(KUBEADM);
+    const created = await provider.create!(inputs());
+    const failing = http.createServer((_req, res) => {
+      res.writeHead(500, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ kind: "Status", code: 500, message: "etcdserver: leader changed" }));
+    });
+    await new Promise<void>((resolve) => failing.listen(0, "127.0.0.1", resolve));
+    const port = (failing.address() as { port: number }).port;
+    try {
+      // Drifted for real, so that a read that got through would say so.
+      await put(KUBEADM);
+      const through = (kubeconfig: string) => ({ ...inputs(), kubeconfig });
+      assert.deepEqual(await provider.diff!(created.id, created.outs, inputs()), { changes: true });
+      assert.deepEqual(
+        await provider.diff!(created.id, created.outs, through(plainHttpKubeconfig(port))),
+        { changes: false },
+        "an answer of 500",
+      );
+      failing.closeAllConnections();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+      assert.deepEqual(
+        await provider.diff!(created.id, created.outs, through(plainHttpKubeconfig(port))),
+        { changes: false },
+        "nothing listening",
+      );
+    } finally {
+      failing.closeAllConnections();
+      failing.close();
+    }
+    await provider.delete!(created.id, created.outs);
     assert.equal((await read())?.data.kubelet, KUBEADM);
   });
 
