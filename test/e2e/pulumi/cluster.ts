@@ -8,8 +8,15 @@
 // (the ConfigMap node-local-dns-node-program) on the node, updates it in place when the
 // ConfigMap changes, and removes the pod's directory with the pod. Every DNS packet stays inside
 // a node's own namespace.
+//
+// Node networks (E2eClusterOptions.nodeNetwork):
+// - "loopback" (default): each node's InternalIP is 127.0.0.<10 + i>, where the launcher forwards
+//   its sshd. kube-apiserver refuses to proxy to loopback, so the live view reads `unknown`.
+// - "netns": for a suite in a network namespace of its own (test/e2e/support/netns.ts): each
+//   node's InternalIP is 10.254.0.<10 + i> on that namespace's lo, with its sshd and its kubelet
+//   endpoint (verified HTTPS, to the stand-in kubelet's configz) forwarded there
+//   (nodeForwarders.ts), so that the API server's node proxy reaches every node's configz.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -25,9 +32,16 @@ import {
   startControlPlane,
   type ControlPlane,
 } from "../support/controlPlane";
+import { addLoopbackAddress, loopbackUp, requireOwnNetworkNamespace } from "../support/netns";
 import { startKubeDns, startNodeCache, type KubeDns, type NodeCache } from "../support/nodeCache";
 import { requireTools } from "../support/toolchain";
 import { sleep } from "../support/wait";
+import {
+  advertisedKubeletPort,
+  forwardKubeletEndpoint,
+  forwardTcp,
+  type Forwarder,
+} from "./nodeForwarders";
 
 export const KUBE_DNS_IP = "10.96.0.10";
 const NS = "/api/v1/namespaces/kube-system";
@@ -47,6 +61,13 @@ export interface ClusterNode {
   programPod: { uid: string; program: string } | undefined;
 }
 
+export type NodeNetwork = "loopback" | "netns";
+
+export interface E2eClusterOptions {
+  /** Where the nodes' addresses are (see the header); default "loopback". */
+  nodeNetwork?: NodeNetwork;
+}
+
 interface DaemonSet {
   metadata: { uid: string };
   spec: { template: { spec: { containers: { name: string; args: string[] }[] } } };
@@ -54,17 +75,27 @@ interface DaemonSet {
 
 export class E2eCluster {
   readonly nodes: ClusterNode[] = [];
-  private readonly forwarders: ChildProcess[] = [];
+  private readonly forwarders: Forwarder[] = [];
+  /** netns: each node's sshd and kubelet endpoint forwarders, stopped with the node. */
+  private readonly nodeForwarders = new Map<string, Forwarder[]>();
   private running = false;
   private runner: Promise<void> | undefined;
   private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-e2e-cluster-"));
   private readonly nodeCacheBinary = requireTools(["node-cache"])["node-cache"];
 
-  private constructor(readonly controlPlane: ControlPlane) {}
+  private constructor(
+    readonly controlPlane: ControlPlane,
+    readonly nodeNetwork: NodeNetwork,
+  ) {}
 
   /** A control plane with kube-system/kube-dns, and `count` kubeadm-layout nodes. */
-  static async start(count: number): Promise<E2eCluster> {
-    const cluster = new E2eCluster(await startControlPlane());
+  static async start(count: number, options: E2eClusterOptions = {}): Promise<E2eCluster> {
+    const nodeNetwork = options.nodeNetwork ?? "loopback";
+    if (nodeNetwork === "netns") {
+      requireOwnNetworkNamespace('E2eCluster with nodeNetwork "netns"');
+      loopbackUp(); // the control plane listens on 127.0.0.1
+    }
+    const cluster = new E2eCluster(await startControlPlane(), nodeNetwork);
     try {
       await cluster.controlPlane.createService(kubeDnsServiceSpec(KUBE_DNS_IP));
       await Promise.all(
@@ -81,27 +112,37 @@ export class E2eCluster {
   }
 
   /**
-   * A kubeadm-layout machine joins as Node `name`, reachable on 127.0.0.<10 + index>:port (a free
-   * port unless given: a machine rejoining on its old address). Returns it, also in `nodes`.
+   * A kubeadm-layout machine joins as Node `name`, reachable on its address (127.0.0.<10 + index>,
+   * or 10.254.0.<10 + index> in the netns node network) and port (a free one unless given: a
+   * machine rejoining on its old address). Returns it, also in `nodes`.
    */
   async addNode(name: string, index: number, sshPort?: number): Promise<ClusterNode> {
-    const host = `127.0.0.${10 + index}`;
+    const netns = this.nodeNetwork === "netns";
+    const host = netns ? `10.254.0.${10 + index}` : `127.0.0.${10 + index}`;
+    if (netns) addLoopbackAddress(host);
     const port = sshPort ?? (await freePort(host));
     const program = await startProgramNode(
       KUBELET_LAYOUTS.kubeadm.files as Record<string, string>,
-      {
-        hostname: name,
-        sshForward: { address: host, port },
-        cache: false,
-      },
+      // The launcher forwards loopback addresses only; the netns forwarders are ours (below).
+      { hostname: name, sshForward: netns ? undefined : { address: host, port }, cache: false },
     );
-    const kubeDns = await startKubeDns(program.node, {
-      ip: KUBE_DNS_IP,
-      binaryPath: this.nodeCacheBinary,
-    });
-    // The Node advertises the loopback address its sshd is forwarded on: discovery dials it.
-    await this.controlPlane.createNode(name, host);
-    await this.controlPlane.waitForNodeReady(name, 60_000);
+    let kubeDns: KubeDns | undefined;
+    try {
+      kubeDns = await startKubeDns(program.node, {
+        ip: KUBE_DNS_IP,
+        binaryPath: this.nodeCacheBinary,
+      });
+      // The Node advertises the address its sshd is forwarded on: discovery dials it.
+      await this.controlPlane.createNode(name, host);
+      await this.controlPlane.waitForNodeReady(name, 60_000);
+      if (netns) await this.forwardNodeNetwork(name, program, host, port);
+    } catch (err) {
+      // Not in `nodes` yet, so stop() would not find it.
+      await this.stopNodeForwarders(name);
+      await kubeDns?.stop();
+      await program.stop();
+      throw err;
+    }
     const node: ClusterNode = {
       name,
       program,
@@ -122,6 +163,7 @@ export class E2eCluster {
     if (index < 0) throw new Error(`no node ${name}`);
     const [node] = this.nodes.splice(index, 1);
     await this.controlPlane.deleteNode(name);
+    await this.stopNodeForwarders(name);
     await node!.cache?.stop();
     await node!.kubeDns.stop();
     await node!.program.stop();
@@ -130,26 +172,38 @@ export class E2eCluster {
   /** A second loopback address:port for a node's sshd (a socat forwarder, stopped with the cluster). */
   async forward(node: ClusterNode, address: string): Promise<number> {
     const port = await freePort(address);
-    const script = path.join(this.dir, `forward-${address}-${port}.sh`);
-    fs.writeFileSync(
-      script,
-      `#!/bin/bash\nexec nsenter -t ${node.program.node.leaderPid} -n -- socat STDIO TCP4:127.0.0.1:22\n`,
-      { mode: 0o700 },
+    const leader = node.program.node.leaderPid;
+    this.forwarders.push(await forwardTcp(this.dir, leader, { address, port }));
+    return port;
+  }
+
+  /**
+   * netns: the node's sshd on host:sshPort, and its kubelet endpoint on host at the port its Node
+   * advertises, where the API server's node proxy dials it.
+   */
+  private async forwardNodeNetwork(
+    name: string,
+    program: ProgramNode,
+    host: string,
+    sshPort: number,
+  ): Promise<void> {
+    const forwarders: Forwarder[] = [];
+    this.nodeForwarders.set(name, forwarders);
+    const leader = program.node.leaderPid;
+    forwarders.push(await forwardTcp(this.dir, leader, { address: host, port: sshPort }));
+    const kubeletPort = await advertisedKubeletPort(this.controlPlane.api, name);
+    const pki = this.controlPlane.pki;
+    forwarders.push(
+      await forwardKubeletEndpoint(this.dir, leader, pki, name, {
+        address: host,
+        port: kubeletPort,
+      }),
     );
-    const socat = spawn(
-      "socat",
-      [`TCP4-LISTEN:${port},bind=${address},reuseaddr,fork`, `EXEC:${script}`],
-      {
-        stdio: "ignore",
-        detached: true,
-      },
-    );
-    this.forwarders.push(socat);
-    for (let i = 0; i < 100; i++) {
-      if (await canConnect(address, port)) return port;
-      await sleep(50);
-    }
-    throw new Error(`socat does not listen on ${address}:${port}`);
+  }
+
+  private async stopNodeForwarders(name: string): Promise<void> {
+    await Promise.all((this.nodeForwarders.get(name) ?? []).map((f) => f.stop()));
+    this.nodeForwarders.delete(name);
   }
 
   /** The pod runner: the cache follows the DaemonSet (see the header). */
@@ -230,13 +284,8 @@ export class E2eCluster {
   async stop(): Promise<void> {
     this.running = false;
     await this.runner?.catch(() => {});
-    for (const socat of this.forwarders) {
-      try {
-        process.kill(-socat.pid!, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    await Promise.all(this.forwarders.map((f) => f.stop()));
+    await Promise.all([...this.nodeForwarders.keys()].map((name) => this.stopNodeForwarders(name)));
     await Promise.allSettled(
       this.nodes.map(async (n) => {
         await n.cache?.stop();
@@ -257,17 +306,6 @@ function freePort(host: string): Promise<number> {
       const port = (server.address() as net.AddressInfo).port;
       server.close(() => resolve(port));
     });
-  });
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
   });
 }
 

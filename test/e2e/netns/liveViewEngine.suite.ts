@@ -1,0 +1,176 @@
+// The live view through the real engine (README "Live view"): `pulumi up` and `preview` of this
+// project read each node's running kubelet clusterDNS through a real kube-apiserver's node proxy
+// (`GET /api/v1/nodes/<node>/proxy/configz`), which dials each systemd test node's kubelet
+// endpoint over verified HTTPS to its stand-in kubelet. kube-apiserver refuses to proxy to
+// loopback, so this suite runs in a network namespace of its own (run by ../liveViewEngine.test.ts
+// through test/e2e/support/netns.ts) and the cluster's nodes live on that namespace's lo
+// (E2eCluster's "netns" node network). The first up finds both nodes on kube-dns, to switch; once
+// they are switched, preview and the next up find both on the cache, as the last update left them.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "../pulumi/cluster";
+import { CLUSTER_TOOLS, clusterTestOptions } from "../pulumi/tools";
+import { PulumiWorkspace } from "../pulumi/workspace";
+import { requireTools } from "../support/toolchain";
+
+const options = clusterTestOptions();
+
+const STACK = "live";
+const LOCAL_DNS_IP = "169.254.20.10";
+const SUMMARY = "kubelet live view (configz, before this update):";
+const STEP = { timeout: 10 * 60_000 };
+/** What the operations of this suite run: ended in after() should one outlive its step. */
+const RUNNER = path.join(__dirname, "..", "pulumi", "runner.ts");
+
+let cluster: E2eCluster;
+let ws: PulumiWorkspace;
+let nodes: ClusterNode[];
+
+describe(
+  "the live view through the real engine and the API server's configz proxy",
+  { ...options, concurrency: 1 },
+  () => {
+    before(
+      async () => {
+        cluster = await E2eCluster.start(2, { nodeNetwork: "netns" });
+        nodes = cluster.nodes;
+        ws = await PulumiWorkspace.create(
+          requireTools(CLUSTER_TOOLS),
+          cluster.controlPlane.kubeconfigPath,
+        );
+        ok(await ws.cli(["stack", "init", STACK]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "2"]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.kubeletTimeoutSeconds", "30"]));
+        // Listed by hand under their Node names (the live view asks the API server by name).
+        for (const [i, n] of nodes.entries()) {
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].name`, n.name]));
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].host`, n.host]));
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].port`, String(n.port)]));
+          const hostKey = n.program.node.hostKey;
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].hostKey`, hostKey]));
+          const key = fs.readFileSync(n.program.node.privateKeyPath, "utf8");
+          ok(await ws.cli(["config", "set", "--secret", "--path", `nodes[${i}].privateKey`], key));
+        }
+      },
+      { timeout: 20 * 60_000 },
+    );
+    after(async () => {
+      stopLeftoverOperations();
+      ws?.remove();
+      await cluster?.stop();
+    });
+
+    it(
+      "up reads both nodes on kube-dns through the proxy, to switch, and switches them",
+      STEP,
+      async () => {
+        for (const n of nodes)
+          assert.match(n.host, /^10\.254\.0\.\d+$/, "an address the proxy dials");
+        const up = await ws.operation("up", STACK);
+        assert.ok(up.ok, up.error ?? up.log);
+        for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+        assert.deepEqual(
+          up.outputs?.kubeletLive,
+          eachNode({ state: "to switch", clusterDNS: [KUBE_DNS_IP] }),
+          up.log,
+        );
+        const names = nodes.map((n) => n.name).join(", ");
+        assert.ok(up.log.includes(`${SUMMARY} on the cache 0/2; to switch: ${names}\n`), up.log);
+      },
+    );
+
+    it(
+      "preview finds both switched, as the last update left them; nothing to change",
+      STEP,
+      async () => {
+        const preview = await ws.operation("preview", STACK);
+        assert.ok(preview.ok, preview.error ?? preview.log);
+        assert.ok(preview.log.includes(`${SUMMARY} on the cache 2/2\n`), preview.log);
+        assertNoChanges(preview.changeSummary, preview.log);
+      },
+    );
+
+    it(
+      "the next up reports kubeletLive switched on every node and changes nothing",
+      STEP,
+      async () => {
+        // preview's result carries no stack outputs (runner.ts): an up with nothing to do does.
+        const up = await ws.operation("up", STACK);
+        assert.ok(up.ok, up.error ?? up.log);
+        assert.deepEqual(
+          up.outputs?.kubeletLive,
+          eachNode({ state: "switched", clusterDNS: [LOCAL_DNS_IP] }),
+          up.log,
+        );
+        assert.ok(up.log.includes(`${SUMMARY} on the cache 2/2\n`), up.log);
+        assertNoChanges(up.summary?.resourceChanges, up.log);
+        for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+      },
+    );
+  },
+);
+
+function ok(r: { code: number; stdout: string; stderr: string }): string {
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return r.stdout;
+}
+
+function eachNode<T>(value: T): Record<string, T> {
+  return Object.fromEntries(nodes.map((n) => [n.name, value]));
+}
+
+/**
+ * No create, update, replace or delete: only `same` steps, and `read` (the program reads
+ * kube-system/kube-dns with a `get` on every run).
+ */
+function assertNoChanges(changes: Record<string, number> | undefined, log: string): void {
+  assert.ok(changes !== undefined, log);
+  const unchanged = new Set(["same", "read"]);
+  const changed = Object.entries(changes).filter(([kind, n]) => !unchanged.has(kind) && n > 0);
+  assert.deepEqual(changed, [], log);
+}
+
+async function dnsOf(n: ClusterNode): Promise<string[] | undefined> {
+  return (await n.program.kubelet()).effective?.clusterDNS;
+}
+
+/**
+ * An operation still running after its step timed out (runner.ts and the engine it started): by
+ * pid, every process below this one's children that run the runner. The outer run's process
+ * group SIGKILL is the last resort; this lets the suite end by itself.
+ */
+function stopLeftoverOperations(): void {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const runners = (children.get(process.pid) ?? []).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(RUNNER);
+    } catch {
+      return false;
+    }
+  });
+  const doomed: number[] = [];
+  for (let queue = runners; queue.length > 0; queue = queue.flatMap((p) => children.get(p) ?? [])) {
+    doomed.push(...queue);
+  }
+  for (const pid of doomed) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
