@@ -14,6 +14,7 @@ import {
   kubeProxyModeWarning,
   listClusterNodes,
   LiveNodeView,
+  LiveRead,
   liveView,
   ManagedNode,
   MONITORING_CRDS,
@@ -26,6 +27,13 @@ import {
   rawConfigFromEngine,
   readConfigMapData,
   readKubeletClusterDns,
+  repairLine,
+  repairNumbers,
+  nodesToVerify,
+  verification,
+  Verification,
+  verificationFailure,
+  verificationLine,
   shortReason,
   Settings,
   statedKubeProxyMode,
@@ -131,14 +139,113 @@ async function planMonitoring(settings: Settings): Promise<MonitoringKind[]> {
   return plan.create;
 }
 
-function deploy(settings: Settings, fleet: FleetPlan, monitoring: MonitoringKind[]) {
+/**
+ * Drift repair: each node's repair number, from the last update's record and the live view (a
+ * node seen drifted gets a new one, so its switch runs again). One info line names the nodes.
+ */
+async function planRepairs(
+  fleet: FleetPlan,
+  view: Promise<Record<string, LiveNodeView> | string>,
+): Promise<Record<string, number>> {
+  const [live, managed] = await Promise.all([view, lastManagedNodes().catch(() => [])]);
+  const line = repairLine(live);
+  if (line !== undefined) await pulumi.log.info(line);
+  return repairNumbers(
+    fleet.nodes.map((node) => node.name),
+    managed,
+    live,
+  );
+}
+
+/** One read of a node's configz after its switch, tried again while it cannot be read. */
+const AFTER_SWITCH_READ = { attempts: 3, pauseMs: 1_000 };
+const AFTER_SWITCH_LIMITS = { concurrency: 1, requestMs: 5_000, totalMs: 5_000 };
+
+/**
+ * Verification after the switch: every node this update may have changed (nodesToVerify) is read
+ * again through the configz proxy once its switch has run. A node whose kubelet then reports a
+ * cluster DNS without the cache fails the update, named in its error; a node that cannot be read
+ * is `unconfirmed`, with the reason, and fails nothing. Not in preview, where nothing runs.
+ */
+function verifySwitches(
+  settings: Settings,
+  fleet: FleetPlan,
+  view: Promise<Record<string, LiveNodeView> | string>,
+  switches: NodeLocalDns["kubeletSwitches"],
+): pulumi.Output<Record<string, Verification> | string> {
+  if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
+  const kube = providerKubeSettings();
+  type Verified = Record<string, Verification> | string;
+  return pulumi.output(view).apply((live): pulumi.Output<Verified> => {
+    if (typeof live === "string") return pulumi.output(`not verified: live view ${live}`);
+    const toVerify = new Set(nodesToVerify(Object.keys(live), live));
+    if (toVerify.size === 0) return pulumi.output("nothing to verify: all on the cache before");
+    const names: string[] = [];
+    const reads: pulumi.Output<LiveRead>[] = [];
+    fleet.nodes.forEach((node, i) => {
+      if (!toVerify.has(node.name)) return;
+      names.push(node.name);
+      reads.push(
+        switches[i]!.stdout.apply(() => readAfterSwitch(kube, node.name, live[node.name])),
+      );
+    });
+    return pulumi.all(reads).apply(async (results): Promise<Verified> => {
+      const byNode = Object.fromEntries(
+        results.map((read, i) => [names[i]!, verification(settings.localDnsIp, read)]),
+      );
+      await pulumi.log.info(verificationLine(byNode));
+      const failure = verificationFailure(settings.localDnsIp, byNode);
+      if (failure !== undefined) throw new pulumi.RunError(failure);
+      return byNode;
+    });
+  });
+}
+
+/**
+ * A node's configz once its switch has run. A node that answered before this update is asked
+ * again while it does not answer (kubelet has just restarted); one that did not answer before is
+ * asked once.
+ */
+async function readAfterSwitch(
+  kube: ReturnType<typeof providerKubeSettings>,
+  name: string,
+  before: LiveNodeView | undefined,
+): Promise<LiveRead> {
+  const attempts = before?.state === "unknown" ? 1 : AFTER_SWITCH_READ.attempts;
+  let read: LiveRead = { unknown: "not read" };
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) await new Promise((r) => setTimeout(r, AFTER_SWITCH_READ.pauseMs));
+    read = (await readKubeletClusterDns(kube, [name], AFTER_SWITCH_LIMITS))[name]!;
+    if (!("unknown" in read)) break;
+  }
+  return read;
+}
+
+function deploy(
+  settings: Settings,
+  fleet: FleetPlan,
+  monitoring: MonitoringKind[],
+  view: Promise<Record<string, LiveNodeView> | string>,
+) {
   fleet.warnings.forEach((w) => void pulumi.log.warn(w));
+  const repairs = planRepairs(fleet, view);
   const dns = new NodeLocalDns("nodelocaldns", {
     settings: { ...settings, nodes: fleet.nodes },
     retired: fleet.retired,
+    repairs,
     kube: providerKubeSettings(),
     monitoring,
   });
+  // Apart from the other outputs: a failed verification fails this one alone (and so the update).
+  const verified = verifySwitches(settings, fleet, view, dns.kubeletSwitches);
+  return { outputs: stackOutputs(dns, fleet, repairs), verified };
+}
+
+function stackOutputs(
+  dns: NodeLocalDns,
+  fleet: FleetPlan,
+  repairs: Promise<Record<string, number>>,
+) {
   return {
     clusterDnsIp: dns.clusterDnsIp,
     localDnsIp: dns.localDnsIp,
@@ -157,8 +264,15 @@ function deploy(settings: Settings, fleet: FleetPlan, monitoring: MonitoringKind
               ([before, now]) =>
                 `kube-system/kubelet-config clusterDNS: [${before.join(", ")}] -> [${now.join(", ")}]`,
             ),
-    // What the next update's discovery compares the cluster with (fleetSources.ts).
-    managedNodes: fleet.nodes.map(({ name, host, port }) => ({ name, host, port })),
+    // What the next update's discovery and live view compare the cluster with (fleetSources.ts),
+    // and each node's repair number, which the next update keeps unless it sees new drift.
+    managedNodes: repairs.then((numbers) =>
+      fleet.nodes.map(({ name, host, port }) =>
+        numbers[name] === undefined
+          ? { name, host, port }
+          : { name, host, port, repairs: numbers[name] },
+      ),
+    ),
     checks: [
       `kubectl -n ${dns.namespace} rollout status daemonset/${APP_NAME}`,
       `kubectl -n ${dns.namespace} get pods -l k8s-app=${APP_NAME} -o wide`,
@@ -171,19 +285,20 @@ function deploy(settings: Settings, fleet: FleetPlan, monitoring: MonitoringKind
 const { settings, warnings } = loadSettings();
 warnings.forEach((w) => void pulumi.log.warn(w));
 const fleet = planFleet(settings);
-const deployed = pulumi.output(
-  Promise.all([fleet, planMonitoring(settings)]).then(([plan, monitoring]) =>
-    deploy(settings, plan, monitoring),
-  ),
+// Read beside the registrations: only the switches' update texts (drift repair) wait for it.
+const live = fleet.then(
+  (plan) => readLiveView(settings, plan),
+  () => "not read: no fleet",
 );
+const deployment = Promise.all([fleet, planMonitoring(settings)]).then(([plan, monitoring]) =>
+  deploy(settings, plan, monitoring, live),
+);
+const deployed = pulumi.output(deployment.then((d) => d.outputs));
 /**
  * Each node's running kubelet cluster DNS before this update, and its state against the last
  * update (switched, drifted, to switch, on the cache already, unknown): README "Live view".
  */
-export const kubeletLive = fleet.then(
-  (plan) => readLiveView(settings, plan),
-  () => "not read: no fleet",
-);
+export const kubeletLive = live;
 /** kube-proxy's mode as the cluster's kube-system/kube-proxy ConfigMap states it. */
 export const kubeProxyModeInCluster = checkKubeProxyMode(settings);
 
@@ -194,6 +309,11 @@ export const daemonSetName = deployed.daemonSetName;
 /** What each node's kubelet switch reported (old value, new value, restarted or not). */
 export const kubeletSwitches = deployed.kubeletSwitches;
 export const managedNodes = deployed.managedNodes;
+/**
+ * Each node this update may have changed, read again through configz after its switch: confirmed,
+ * unconfirmed (with the reason) or failed (README "Verification after the switch").
+ */
+export const kubeletVerified = pulumi.output(deployment.then((d) => d.verified));
 /** kubeadm's kube-system/kubelet-config: its clusterDNS before and after (kubeadmKubeletConfig). */
 export const kubeadmKubeletConfig = deployed.kubeadmKubeletConfig;
 /** What an operator checks after `pulumi up`. */

@@ -33,7 +33,7 @@ const REFERENCE: Record<Key, [string, string]> = {
   ],
   liveView: [
     code(String(DEFAULTS.liveView)),
-    "at program time (preview too), read each node's running cluster DNS through the API server's configz proxy (RBAC `nodes/proxy`) and report it: stack output `kubeletLive`, one summary line (README \"Live view\")",
+    "at program time (preview too), read each node's running cluster DNS through the API server's configz proxy (RBAC `nodes/proxy`) and report it (stack output `kubeletLive`, one summary line); switch drifted nodes again and read changed nodes after their switch (README \"Live view\")",
   ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [

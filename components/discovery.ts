@@ -28,6 +28,31 @@ export interface ManagedNode {
   name: string;
   host: string;
   port: number;
+  /** How many drift repairs the node's switch has run (kubeletRepair.ts); absent: none. */
+  repairs?: number;
+}
+
+/** The most drift repairs one node's record may carry (its switch's command line holds it). */
+export const MAX_REPAIRS = 999_999;
+
+/**
+ * The last update's managedNodes output, as read back from the stack: entries that are not a
+ * node's name, host and port are left out, and a repair count that is not a count is dropped.
+ */
+export function managedNodesFromOutput(value: unknown): ManagedNode[] {
+  if (!Array.isArray(value)) return [];
+  const nodes: ManagedNode[] = [];
+  for (const item of value as unknown[]) {
+    const { name, host, port, repairs } = (item ?? {}) as Record<string, unknown>;
+    if (typeof name !== "string" || typeof host !== "string") continue;
+    if (!Number.isSafeInteger(port)) continue;
+    const node: ManagedNode = { name, host, port: port as number };
+    if (Number.isSafeInteger(repairs) && (repairs as number) > 0) {
+      node.repairs = Math.min(repairs as number, MAX_REPAIRS);
+    }
+    nodes.push(node);
+  }
+  return nodes;
 }
 
 export interface FleetPlan {

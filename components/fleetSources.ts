@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { ManagedNode } from "./discovery";
+import { managedNodesFromOutput, type ManagedNode } from "./discovery";
 import {
   abortableRequest,
   apiError,
@@ -166,8 +166,7 @@ export async function previouslyManagedNodes(): Promise<ManagedNode[]> {
       const result = (await pulumi.runtime.invoke(READ_STACK_OUTPUTS, { name })) as {
         outputs?: Record<string, unknown>;
       };
-      const value = result.outputs?.[MANAGED_NODES_OUTPUT];
-      return Array.isArray(value) ? (value as ManagedNode[]) : [];
+      return managedNodesFromOutput(result.outputs?.[MANAGED_NODES_OUTPUT]);
     } catch (err) {
       reason = shortReason(err);
       await new Promise((resolve) => setTimeout(resolve, STACK_OUTPUTS_RETRY_MS * attempt));

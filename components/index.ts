@@ -20,4 +20,13 @@ export {
 } from "./fleetSources";
 export { shortReason } from "./kubeClient";
 export { liveView, LiveNodeView, LiveRead, LiveState, parseConfigz } from "./kubeletLive";
+export {
+  nodesToVerify,
+  repairLine,
+  repairNumbers,
+  verification,
+  Verification,
+  verificationFailure,
+  verificationLine,
+} from "./kubeletRepair";
 export { KUBE_PROXY_CONFIG_MAP, kubeProxyModeWarning, statedKubeProxyMode } from "./kubeProxyMode";

@@ -1,6 +1,7 @@
 // How the component runs a node program: the command text and the SSH connection of one node.
 // The program itself travels on stdin, so the command text stays short and holds no secret.
 import type { NodeAction, NodeScriptParams } from "./nodeScript";
+import { shellQuote } from "./shell";
 import type { NodeSettings, ResolvedSettings } from "./settings";
 
 /** What the node program of one node is rendered from. */
@@ -18,9 +19,16 @@ export function nodeScriptParams(s: ResolvedSettings, node: NodeSettings): NodeS
   };
 }
 
-/** `bash -s <action>`, through `sudo -n` when the SSH user is not root and sudo is on. */
-export function nodeCommandText(node: NodeSettings, action: NodeAction): string {
-  const run = `bash -s ${action}`;
+/**
+ * `bash -s <action>`, through `sudo -n` when the SSH user is not root and sudo is on. `repair`: the
+ * node's drift repair number (kubeletRepair.ts), which an update carries as `repair-<n>`: the node
+ * program logs it and switches as any update does; a new number is what makes Pulumi run it.
+ */
+export function nodeCommandText(node: NodeSettings, action: NodeAction, repair = 0): string {
+  if (!Number.isSafeInteger(repair) || repair < 0) throw new Error("repair must be a count");
+  const words = ["bash", "-s", action];
+  if (action === "update" && repair > 0) words.push(`repair-${repair}`);
+  const run = words.map(shellQuote).join(" ");
   return node.user !== "root" && node.sudo ? `sudo -n ${run}` : run;
 }
 

@@ -26,6 +26,11 @@ export interface NodeLocalDnsArgs {
   settings: Settings;
   /** Nodes that left the cluster: their Commands are retired without dialling them. */
   retired?: ManagedNode[];
+  /**
+   * Per node, its drift repair number (kubeletRepair.ts repairNumbers): the switch's update runs as
+   * `update repair-<n>`. A node not listed has had no repair.
+   */
+  repairs?: pulumi.Input<Record<string, number>>;
   /** The kubernetes provider's kubeconfig and context, for the kubeadmKubeletConfig edit. */
   kube?: KubeSettings;
   /** The monitoring objects to create: asked for, and their CRDs installed (monitoringPlan). */
@@ -144,7 +149,12 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       );
     }
 
-    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(name, settings, resolved);
+    [this.kubeletSwitches, this.revertGuards] = this.switchKubelets(
+      name,
+      settings,
+      resolved,
+      pulumi.output(args.repairs ?? {}),
+    );
     for (const node of args.retired ?? []) this.retire(name, node);
     this.localDnsIp = settings.localDnsIp;
     this.namespace = NAMESPACE;
@@ -175,11 +185,14 @@ export class NodeLocalDns extends pulumi.ComponentResource {
    *   switching only the new one.
    * - batches (see rollout.ts): each batch depends on the one before, so a failure stops the
    *   rollout.
+   * - drift repair: a new repair number changes only the switch's `update` text, so the engine
+   *   updates that switch in place (its update runs, nothing is replaced or reverted).
    */
   private switchKubelets(
     name: string,
     settings: Settings,
     resolved: pulumi.Output<ResolvedSettings>,
+    repairs: pulumi.Output<Record<string, number>>,
   ): [command.remote.Command[], command.remote.Command[]] {
     const switches: command.remote.Command[] = [];
     const guards: command.remote.Command[] = [];
@@ -202,7 +215,11 @@ export class NodeLocalDns extends pulumi.ComponentResource {
         guards.push(guard);
         const kubeletSwitch = new command.remote.Command(
           `${name}-kubelet-${node.name}`,
-          nodeCommandArgs(node, settings, resolved, renderSwitchLauncher),
+          {
+            ...nodeCommandArgs(node, settings, resolved, renderSwitchLauncher),
+            // The repair numbers come with the live view, which registrations do not wait for.
+            update: repairs.apply((numbers) => nodeCommandText(node, "update", numbers[node.name])),
+          },
           {
             parent: this,
             provider: this.commandProvider,

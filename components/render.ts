@@ -83,6 +83,8 @@ function commandsText(node: NodeSettings): string {
       "# each with a program file on stdin. switch.bash runs the node program that the ConfigMap",
       `# ${NODE_PROGRAM_DELIVERY.configMap} delivers (../../${NODE_PROGRAM_DELIVERY.file}).`,
       "# By hand, as root on the node once the cache runs there: bash switch.bash check",
+      "# A drift repair (README: Drift repair) runs the switch's update with one more word,",
+      "# repair-<n>, which the program only logs: `pulumi preview` shows the text it runs.",
       ...lines("switch", "switch.bash"),
       ...lines("guard ", "guard.bash"),
     ].join("\n") + "\n"

@@ -28,6 +28,25 @@ describe("nodeCommandText", () => {
   });
 });
 
+describe("nodeCommandText with a drift repair number", () => {
+  it("carries repair-<n> on update only, also through sudo", () => {
+    assert.equal(nodeCommandText(base, "update", 3), "bash -s update repair-3");
+    assert.equal(
+      nodeCommandText({ ...base, user: "ops" }, "update", 1),
+      "sudo -n bash -s update repair-1",
+    );
+    assert.equal(nodeCommandText(base, "create", 3), "bash -s create");
+    assert.equal(nodeCommandText(base, "delete", 3), "bash -s delete");
+    assert.equal(nodeCommandText(base, "update", 0), "bash -s update");
+  });
+
+  it("refuses a number that is not a count", () => {
+    for (const bad of [-1, 1.5, NaN, Number.MAX_SAFE_INTEGER + 2]) {
+      assert.throws(() => nodeCommandText(base, "update", bad), /repair must be a count/);
+    }
+  });
+});
+
 describe("nodeConnection", () => {
   it("carries only what is set, including a bastion", () => {
     assert.deepEqual(nodeConnection(base), { host: "10.0.0.11", port: 22, user: "root" });

@@ -334,7 +334,7 @@ describe("update, adoption, drift and revert", { ...options, concurrency: NODES 
   );
 
   it(
-    "a file put back behind its back (kubeadm upgrade) is switched again by the next create",
+    "a file put back behind its back (kubeadm upgrade) is switched again by a drift repair",
     SCENARIO,
     () =>
       onKubeadmNode(async (n) => {
@@ -346,8 +346,12 @@ describe("update, adoption, drift and revert", { ...options, concurrency: NODES 
         n.node.writeFile(CONFIG, upgraded);
         assert.equal((await n.node.run("systemctl restart kubelet")).code, 0);
         await n.kubeletRunning();
-        const r = await n.run("create");
+        const r = await n.run("update", { word: "repair-1" });
         assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /: update \(repair-1: the control plane saw kubelet off the cache\)\n/,
+        );
         assert.match(
           r.stdout,
           /was put back to 10\.96\.0\.10 since the switch \(kubeadm upgrade, reimage\?\): switching again/,
@@ -395,6 +399,29 @@ describe("refusals and the client", { ...options, concurrency: NODES }, () => {
         assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
         assert.equal((await n.kubelet()).active, "inactive");
       }),
+  );
+
+  it("a second word other than an update's repair-<n>: refused before anything", SCENARIO, () =>
+    onKubeadmNode(async (n) => {
+      for (const [action, word] of [
+        ["update", "repair-0"],
+        ["update", "repair-1234567"],
+        ["update", "repair-1 extra"],
+        ["update", "'repair-1;reboot'"],
+        ["create", "repair-1"],
+        ["delete", "repair-1"],
+      ] as const) {
+        const r = await n.run(action, { word });
+        assert.equal(r.code, 2, `${action} ${word}: ${r.stderr}`);
+        assert.equal(r.stdout, "");
+        assert.match(
+          r.stderr,
+          /^nodelocaldns\[node-1\]: usage: bash -s update \[repair-N\] < program \(N: 1 to 999999\)$/m,
+        );
+      }
+      assert.equal(n.text(CONFIG), KUBEADM.files[CONFIG]);
+      assert.equal(await n.state(), undefined);
+    }),
   );
 
   it("a tool missing on the node: refused, named, nothing changed", SCENARIO, () =>

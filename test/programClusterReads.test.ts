@@ -14,18 +14,23 @@ import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
 import { Registration, startMockRuntime } from "./support/mockRuntime";
+import { outputValue } from "./support/outputValue";
 
 const TOKEN = "fake-token-that-must-not-be-logged";
 const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
 const requests: string[] = [];
+let configzReads = 0;
 const server = http.createServer((req, res) => {
   requests.push(`${req.method} ${req.url}`);
   if (req.url === "/api/v1/nodes/a/proxy/configz") {
-    // Node a's file was put back: kubelet runs with kube-dns again.
+    // Node a's file was put back: kubelet runs with kube-dns again, until its repair (the
+    // switch's update, which the mock engine does not run) has run.
+    configzReads += 1;
+    const clusterDNS = configzReads === 1 ? ["10.96.0.10"] : ["169.254.20.10"];
     res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["10.96.0.10"] } }));
+    res.end(JSON.stringify({ kubeletconfig: { clusterDNS } }));
   } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
     res.writeHead(500, { "Content-Type": "application/json" });
     res.end(
@@ -44,6 +49,8 @@ const informed: string[] = [];
 let regs: Registration[];
 let kubeProxyModeInCluster: string;
 let kubeletLive: unknown;
+let kubeletVerified: unknown;
+let managedNodes: unknown;
 let stackOutputReads: number;
 
 before(async () => {
@@ -78,6 +85,8 @@ before(async () => {
   const program = await import("../index");
   kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
   kubeletLive = await program.kubeletLive;
+  kubeletVerified = await outputValue(program.kubeletVerified);
+  managedNodes = await outputValue(program.managedNodes);
   await runtime.settled();
   regs = runtime.registrations;
   stackOutputReads = runtime.stackOutputReads();
@@ -104,6 +113,28 @@ describe("the program's cluster reads", () => {
       informed.includes(
         "kubelet live view (configz, before this update): on the cache 0/1; drifted: a",
       ),
+      informed.join("\n"),
+    );
+  });
+
+  it("repairs the drifted node: its switch's update carries a new repair number", () => {
+    const kubeletSwitch = regs.find((r) => r.name === "nodelocaldns-kubelet-a")!;
+    assert.equal(kubeletSwitch.inputs.update, "bash -s update repair-1");
+    assert.equal(kubeletSwitch.inputs.create, "bash -s create");
+    assert.deepEqual(managedNodes, [{ name: "a", host: "10.0.0.1", port: 22, repairs: 1 }]);
+    assert.ok(
+      informed.includes(
+        "kubelet drift repair: the last update switched a (kubelet runs 10.96.0.10); their switch runs again in this update",
+      ),
+      informed.join("\n"),
+    );
+  });
+
+  it("reads the repaired node again after its switch and confirms it", () => {
+    assert.deepEqual(kubeletVerified, { a: { state: "confirmed", clusterDNS: ["169.254.20.10"] } });
+    assert.equal(configzReads, 2, "once before the update, once after the switch");
+    assert.ok(
+      informed.includes("kubelet after the switch (configz): confirmed 1/1"),
       informed.join("\n"),
     );
   });

@@ -10,7 +10,13 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
-import { Registration, startMockRuntime, unwrapSecret } from "./support/mockRuntime";
+import {
+  collectProgramErrors,
+  Registration,
+  startMockRuntime,
+  unwrapSecret,
+} from "./support/mockRuntime";
+import { outputValue } from "./support/outputValue";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
 
@@ -77,7 +83,10 @@ let regs: Registration[];
 let program: typeof import("../index");
 let kubeProxyModeInCluster: string;
 
+let programErrors: unknown[];
+
 before(async () => {
+  programErrors = collectProgramErrors();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   const kubeconfig = path.join(dir, "kubeconfig");
@@ -105,7 +114,7 @@ before(async () => {
     },
   });
   program = await import("../index");
-  await valueOf(program.managedNodes);
+  await outputValue(program.managedNodes);
   kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
   await runtime.settled();
   regs = runtime.registrations;
@@ -114,16 +123,6 @@ after(() => {
   server.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** An output's value; fails (instead of waiting for ever) when the program does not get there. */
-function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
-  return Promise.race([
-    new Promise<T>((resolve) => output.apply(resolve)),
-    new Promise<T>((_, reject) =>
-      setTimeout(() => reject(new Error("the program produced no value in 20 s")), 20_000).unref(),
-    ),
-  ]);
-}
 
 const commandsOf = (node: string) =>
   regs.filter((r) => r.type === "command:remote:Command" && r.name.endsWith(`-${node}`));
@@ -137,7 +136,8 @@ describe("the program with discovery", () => {
   });
 
   it("reads the live cluster DNS of the nodes it manages, once each, and reports them", async () => {
-    assert.deepEqual(requests.filter((r) => r.endsWith("/proxy/configz")).sort(), [
+    const configzReads = requests.filter((r) => r.endsWith("/proxy/configz"));
+    assert.deepEqual(configzReads.slice(0, 2).sort(), [
       "GET /api/v1/nodes/w1/proxy/configz",
       "GET /api/v1/nodes/w2/proxy/configz",
     ]);
@@ -150,6 +150,35 @@ describe("the program with discovery", () => {
       [
         "kubelet live view (configz, before this update): on the cache 0/2; to switch: w1; " +
           "unknown: w2 (configz: HTTP 503: error trying to reach service)",
+      ],
+    );
+  });
+
+  it("reads the nodes again after their switch; one that still runs kube-dns fails the update", async () => {
+    // The mock engine runs no switch: w1's kubelet still reports kube-dns, and w2 still cannot
+    // be read (asked once more, as it did not answer before the update either).
+    await assert.rejects(
+      outputValue(program.kubeletVerified),
+      new RegExp(
+        "^Error: kubelet verification failed: after their switch, kubelet reports a cluster DNS " +
+          "without 169\\.254\\.20\\.10 \\(configz\\) on w1 \\(10\\.96\\.0\\.10\\); the next up sees " +
+          "them drifted and switches them again$",
+      ),
+    );
+    assert.deepEqual(requests.filter((r) => r.endsWith("/proxy/configz")).sort(), [
+      "GET /api/v1/nodes/w1/proxy/configz",
+      "GET /api/v1/nodes/w1/proxy/configz",
+      "GET /api/v1/nodes/w2/proxy/configz",
+      "GET /api/v1/nodes/w2/proxy/configz",
+    ]);
+    // What fails the update: the one error, once, as Pulumi's program runner reports it.
+    assert.equal(programErrors.length, 1);
+    assert.ok(programErrors[0] instanceof pulumi.RunError);
+    assert.deepEqual(
+      informed.filter((m) => m.startsWith("kubelet after the switch")),
+      [
+        "kubelet after the switch (configz): confirmed 0/2; failed: w1 (10.96.0.10); " +
+          "unconfirmed: w2 (configz: HTTP 503: error trying to reach service)",
       ],
     );
   });
@@ -196,7 +225,7 @@ describe("the program with discovery", () => {
   });
 
   it("exports what the next update compares with, and says what it did in one line each", async () => {
-    const managed = await valueOf(program.managedNodes);
+    const managed = await outputValue(program.managedNodes);
     assert.deepEqual(managed, [
       { name: "w1", host: "10.0.0.1", port: 22 },
       { name: "w2", host: "10.0.0.2", port: 22 },

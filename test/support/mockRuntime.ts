@@ -165,3 +165,19 @@ export function byUrn(regs: Registration[], urn: string): Registration {
   if (!reg) throw new Error(`no registration with URN ${urn}`);
   return reg;
 }
+
+/**
+ * Takes over unhandled rejections as Pulumi's program runner does (@pulumi/pulumi cmd/run): each
+ * distinct error is one program error, and a program with any fails its update. A stack output
+ * that rejects reaches the runner this way, once per promise derived from it, with the same error.
+ * node:test's own listener would call them asynchronous activity after the test: it is replaced.
+ * Returns the distinct errors seen, in order.
+ */
+export function collectProgramErrors(): unknown[] {
+  const errors: unknown[] = [];
+  process.removeAllListeners("unhandledRejection");
+  process.on("unhandledRejection", (err) => {
+    if (!errors.includes(err)) errors.push(err);
+  });
+  return errors;
+}

@@ -60,6 +60,8 @@ export interface RunOptions {
   user?: "root" | "ops";
   /** The program text to send instead of the rendered one. */
   program?: string;
+  /** A second word after the action (a drift repair's `repair-<n>`, or a bad one). */
+  word?: string;
 }
 
 export class ProgramNode {
@@ -70,7 +72,8 @@ export class ProgramNode {
   /** Runs the node program over real OpenSSH, as the switch Command does. */
   async run(action: NodeAction, options: RunOptions = {}): Promise<ExecResult> {
     const program = options.program ?? renderNodeProgram({ ...PARAMS, ...options.params });
-    return this.send(action, program, options.user);
+    const words = options.word === undefined ? action : `${action} ${options.word}`;
+    return this.send(words, program, options.user);
   }
 
   /**

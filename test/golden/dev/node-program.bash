@@ -2277,8 +2277,19 @@ on_exit() {
   fi
 }
 
+# The optional second word of a run: none, or `repair-N` (N from 1 to 999999) on an update.
+is_repair_word() {
+  local action=$1
+  local word=$2
+  if [[ -z ${word} ]]; then
+    return 0
+  fi
+  [[ ${action} == update && ${word} =~ ^repair-[1-9][0-9]{0,5}$ ]]
+}
+
 main() {
   local action=${1-}
+  local repair=${2-}
   build_program_copy
   set -Eeuo pipefail
   umask 077
@@ -2295,7 +2306,15 @@ main() {
       exit 2
       ;;
   esac
-  log "${action}"
+  # A drift repair: the stack saw, through the API server, kubelet running without the cache
+  # although its record says this node is switched. The update below switches as any update does;
+  # the word only says why it runs (a new repair number is what makes Pulumi run it).
+  if (($# > 2)) || ! is_repair_word "${action}" "${repair}"; then
+    printf 'nodelocaldns[%s]: usage: bash -s update [repair-N] < program (N: 1 to 999999)\n' \
+      "${NODE_NAME}" >&2
+    exit 2
+  fi
+  log "${action}${repair:+ (${repair}: the control plane saw kubelet off the cache)}"
   check_tools
   if [[ ${action} == check ]]; then
     check_node
