@@ -6,6 +6,11 @@
 // through test/e2e/support/netns.ts) and the cluster's nodes live on that namespace's lo
 // (E2eCluster's "netns" node network). The first up finds both nodes on kube-dns, to switch; once
 // they are switched, preview and the next up find both on the cache, as the last update left them.
+// Then drift repair and the check after the switch (README "Drift repair", "Verification after
+// the switch"): a simulated `kubeadm upgrade` on one node is seen, previewed as an update of that
+// node's switch alone, repaired and confirmed by the next up, and the up after that changes
+// nothing; a kubelet whose configz still says kube-dns after its switch fails the update, named;
+// destroy reverts both nodes to the files kubeadm wrote.
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -15,6 +20,7 @@ import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "../pulumi/cluster";
 import { CLUSTER_TOOLS, clusterTestOptions } from "../pulumi/tools";
 import { PulumiWorkspace } from "../pulumi/workspace";
 import { requireTools } from "../support/toolchain";
+import { KUBELET_LAYOUTS } from "../../support/systemdNode";
 
 const options = clusterTestOptions();
 
@@ -22,6 +28,11 @@ const STACK = "live";
 const LOCAL_DNS_IP = "169.254.20.10";
 const SUMMARY = "kubelet live view (configz, before this update):";
 const STEP = { timeout: 10 * 60_000 };
+/** The stand-in kubelet's failure knobs (test/support/systemdNode/kubelet-standin.py). */
+const KNOBS = "/etc/kubelet-standin";
+const KUBEADM_CONFIG = "/var/lib/kubelet/config.yaml";
+/** What `kubeadm upgrade node` writes: kube-dns again, and a field the new version adds. */
+const UPGRADED = `${KUBELET_LAYOUTS.kubeadm.files[KUBEADM_CONFIG]}maxPods: 120\n`;
 /** What the operations of this suite run: ended in after() should one outlive its step. */
 const RUNNER = path.join(__dirname, "..", "pulumi", "runner.ts");
 
@@ -111,8 +122,114 @@ describe(
         for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
       },
     );
+
+    it(
+      "a kubeadm upgrade puts one node's file back: preview updates that switch alone, saying why",
+      STEP,
+      async () => {
+        const [n1] = nodes as [ClusterNode];
+        await kubeadmUpgrade(n1);
+        assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
+        const preview = await ws.operation("preview", STACK);
+        assert.ok(preview.ok, preview.error ?? preview.log);
+        assert.ok(preview.log.includes(`${SUMMARY} on the cache 1/2; drifted: ${n1.name}\n`));
+        assert.ok(preview.log.includes(repairLine(n1)), preview.log);
+        assertChanges(preview.changeSummary, { update: 1 }, preview.log);
+        // Only the switch's `update` text differs: an in-place update, nothing replaced.
+        assert.match(
+          preview.log,
+          new RegExp(
+            `~ +command:remote:Command nodelocaldns-kubelet-${n1.name} .*\\[diff: ~update\\]`,
+          ),
+        );
+      },
+    );
+
+    it(
+      "up switches it again, confirmed through the API server, and records repair 1",
+      STEP,
+      async () => {
+        const [n1, n2] = nodes as [ClusterNode, ClusterNode];
+        const up = await ws.operation("up", STACK);
+        assert.ok(up.ok, up.error ?? up.log);
+        assert.deepEqual(await dnsOf(n1), [LOCAL_DNS_IP]);
+        assertChanges(up.summary?.resourceChanges, { update: 1 }, up.log);
+        const switched = (up.outputs?.kubeletSwitches as Record<string, string>)[n1.name]!;
+        assert.match(switched, /update \(repair-1: the control plane saw kubelet off the cache\)/);
+        assert.match(switched, /was put back to 10\.96\.0\.10 since the switch/);
+        assert.deepEqual(up.outputs?.kubeletVerified, {
+          [n1.name]: { state: "confirmed", clusterDNS: [LOCAL_DNS_IP] },
+        });
+        assert.ok(up.log.includes("kubelet after the switch (configz): confirmed 1/1\n"), up.log);
+        assert.deepEqual(
+          (up.outputs?.managedNodes as { name: string; repairs?: number }[]).map((m) => [
+            m.name,
+            m.repairs,
+          ]),
+          [
+            [n1.name, 1],
+            [n2.name, undefined],
+          ],
+        );
+      },
+    );
+
+    it("the next up finds both switched and changes nothing", STEP, async () => {
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.ok(up.log.includes(`${SUMMARY} on the cache 2/2\n`), up.log);
+      assertNoChanges(up.summary?.resourceChanges, up.log);
+      assert.equal(up.outputs?.kubeletVerified, "nothing to verify: all on the cache before");
+    });
+
+    it(
+      "a kubelet that reports another value after its switch fails the update, named",
+      STEP,
+      async () => {
+        const [, n2] = nodes as [ClusterNode, ClusterNode];
+        // Its configz says kube-dns whatever it runs with: drifted before, and after the switch.
+        n2.program.node.writeFile(`${KNOBS}/configz-cluster-dns`, `${KUBE_DNS_IP}\n`);
+        await kubeadmUpgrade(n2);
+        const up = await ws.operation("up", STACK);
+        assert.equal(up.ok, false, up.log);
+        assert.match(
+          `${up.error}\n${up.log}`,
+          new RegExp(
+            "kubelet verification failed: after their switch, kubelet reports a cluster DNS " +
+              `without 169\\.254\\.20\\.10 \\(configz\\) on ${n2.name} \\(10\\.96\\.0\\.10\\)`,
+          ),
+        );
+        // The node program's own checks passed: the node is switched by its files and process.
+        assert.deepEqual(await dnsOf(n2), [LOCAL_DNS_IP]);
+      },
+    );
+
+    it("destroy reverts both nodes to the files kubeadm wrote", STEP, async () => {
+      for (const n of nodes) await n.program.node.run(`rm -f ${KNOBS}/configz-cluster-dns`);
+      const destroy = await ws.operation("destroy", STACK);
+      assert.ok(destroy.ok, destroy.error ?? destroy.log);
+      for (const n of nodes) {
+        assert.deepEqual(await dnsOf(n), [KUBE_DNS_IP], n.name);
+        assert.equal(n.program.text(KUBEADM_CONFIG), UPGRADED, n.name);
+      }
+    });
   },
 );
+
+/** What `kubeadm upgrade node` does to kubelet: its file rewritten from the ConfigMap, a restart. */
+async function kubeadmUpgrade(n: ClusterNode): Promise<void> {
+  n.program.node.writeFile(KUBEADM_CONFIG, UPGRADED);
+  const restart = await n.program.node.run("systemctl restart kubelet");
+  assert.equal(restart.code, 0, restart.stderr);
+  await n.program.kubeletRunning();
+}
+
+function repairLine(n: ClusterNode): string {
+  return (
+    `kubelet drift repair: the last update switched ${n.name} (kubelet runs ${KUBE_DNS_IP}); ` +
+    "their switch runs again in this update\n"
+  );
+}
 
 function ok(r: { code: number; stdout: string; stderr: string }): string {
   assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -127,6 +244,20 @@ function eachNode<T>(value: T): Record<string, T> {
  * No create, update, replace or delete: only `same` steps, and `read` (the program reads
  * kube-system/kube-dns with a `get` on every run).
  */
+/** Exactly these changes, besides `same` and `read` steps. */
+function assertChanges(
+  changes: Record<string, number> | undefined,
+  expected: Record<string, number>,
+  log: string,
+): void {
+  assert.ok(changes !== undefined, log);
+  const unchanged = new Set(["same", "read"]);
+  const changed = Object.fromEntries(
+    Object.entries(changes).filter(([kind, n]) => !unchanged.has(kind) && n > 0),
+  );
+  assert.deepEqual(changed, expected, log);
+}
+
 function assertNoChanges(changes: Record<string, number> | undefined, log: string): void {
   assert.ok(changes !== undefined, log);
   const unchanged = new Set(["same", "read"]);

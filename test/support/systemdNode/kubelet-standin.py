@@ -14,6 +14,8 @@ Failure knobs, read at start from /etc/kubelet-standin/:
   crash-after N   exit 1 N seconds after starting
   healthz-delay N /healthz answers 503 for the first N seconds
   start-delay N   sleep N seconds before serving (a slow start)
+  configz-cluster-dns LIST  /configz reports this comma-separated clusterDNS instead of the one
+                  it runs with (what the control plane sees differs from the node's files)
 """
 
 import copy
@@ -322,7 +324,18 @@ def write_effective(effective):
     os.rename(tmp, EFFECTIVE_FILE)
 
 
+def read_configz_override():
+    """The configz-cluster-dns knob's list, or None without the knob."""
+    try:
+        with open(os.path.join(KNOBS_DIR, "configz-cluster-dns"), encoding="utf-8") as f:
+            return split_csv(f.read().strip())
+    except FileNotFoundError:
+        return None
+
+
 def make_handler(config, started, healthz_delay):
+    configz_override = read_configz_override()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "kubelet-standin"
 
@@ -341,7 +354,10 @@ def make_handler(config, started, healthz_delay):
                 else:
                     self.reply(200, "ok", "text/plain; charset=utf-8")
             elif self.path == "/configz":
-                body = json.dumps({"kubeletconfig": config}, sort_keys=True)
+                reported = dict(config)
+                if configz_override is not None:
+                    reported["clusterDNS"] = configz_override
+                body = json.dumps({"kubeletconfig": reported}, sort_keys=True)
                 self.reply(200, body, "application/json")
             else:
                 self.reply(404, "404 page not found\n", "text/plain")
