@@ -59,7 +59,9 @@ const lastManagedNodes = () => (managedBefore ??= previouslyManagedNodes());
 
 /** The fleet: the `nodes` list as it is, or (discovery) the cluster's Nodes planned against state. */
 async function planFleet(settings: Settings): Promise<FleetPlan> {
-  if (settings.discover === undefined) return { nodes: settings.nodes, retired: [], warnings: [] };
+  if (settings.discover === undefined) {
+    return { nodes: settings.nodes, retired: [], unselected: [], warnings: [] };
+  }
   const [list, managed] = await Promise.all([
     listClusterNodes(providerKubeSettings()).catch((err: Error) => {
       throw new pulumi.RunError(`nodelocaldns:discover: cannot list the Nodes: ${err.message}`);
@@ -105,12 +107,20 @@ async function readLiveView(
   if (!hasKubeconfig(kube)) return "not read: no kubeconfig";
   try {
     const names = fleet.nodes.map((node) => node.name);
+    // The selected nodes first: they are read first when the reads' time runs short.
     const [reads, managed] = await Promise.all([
-      readKubeletClusterDns(kube, names),
+      readKubeletClusterDns(kube, [...names, ...fleet.unselected]),
       lastManagedNodes(),
     ]);
     const switched = new Set(managed.map((node) => node.name));
-    const nodes = names.map((name) => ({ name, switchedBefore: switched.has(name) }));
+    const nodes = [
+      ...names.map((name) => ({ name, switchedBefore: switched.has(name) })),
+      ...fleet.unselected.map((name) => ({
+        name,
+        switchedBefore: switched.has(name),
+        selected: false,
+      })),
+    ];
     const view = liveView(settings.localDnsIp, nodes, reads);
     await pulumi.log.info(view.summary);
     return view.nodes;
@@ -178,7 +188,8 @@ function verifySwitches(
   type Verified = Record<string, Verification> | string;
   return pulumi.output(view).apply((live): pulumi.Output<Verified> => {
     if (typeof live === "string") return pulumi.output(`not verified: live view ${live}`);
-    const toVerify = new Set(nodesToVerify(Object.keys(live), live));
+    const fleetNames = fleet.nodes.map((node) => node.name);
+    const toVerify = new Set(nodesToVerify(fleetNames, live));
     if (toVerify.size === 0) return pulumi.output("nothing to verify: all on the cache before");
     const names: string[] = [];
     const reads: pulumi.Output<LiveRead>[] = [];

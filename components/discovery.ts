@@ -60,6 +60,8 @@ export interface FleetPlan {
   nodes: NodeSettings[];
   /** Nodes of the last update that left the cluster: their Commands are retired, never dialled. */
   retired: ManagedNode[];
+  /** The cluster's other Nodes (with discovery): the live view reports those on the cache. */
+  unselected: string[];
   warnings: string[];
 }
 
@@ -259,7 +261,8 @@ export function fleetPlan(
   }
   const unpinned = unpinnedWarning(nodes);
   if (unpinned !== undefined) warnings.push(`nodelocaldns:nodes[*].hostKey: ${unpinned}`);
-  return { nodes, retired, warnings };
+  const unselected = cluster.map((n) => n.name).filter((name) => !declared.has(name));
+  return { nodes, retired, unselected: unselected.sort(), warnings };
 }
 
 /** The node at host, pinned as parseNodes pins (pinnedKey). */

@@ -14,7 +14,16 @@ export type LiveRead = { clusterDns: string[] } | { unknown: string };
  * - on the cache already: on the cache, though this stack never switched it;
  * - unknown: configz could not be read (the reason says why).
  */
-export type LiveState = "switched" | "drifted" | "to switch" | "on the cache already" | "unknown";
+export type LiveState =
+  "switched" | "drifted" | "to switch" | "on the cache already" | "unknown" | UnselectedState;
+
+/**
+ * Nodes of the cluster outside the selection (with discovery), reported only when on the cache:
+ * - to revert: the last update switched it, and this update reverts it (it left the selection);
+ * - on the cache, not selected: this stack never switched it, yet it runs on the cache (switched
+ *   by hand, or by another stack): it should be on kube-dns.
+ */
+export type UnselectedState = "to revert" | "on the cache, not selected";
 
 export type LiveNodeView =
   | { state: Exclude<LiveState, "unknown">; clusterDNS: string[] }
@@ -62,12 +71,19 @@ export function parseConfigz(answer: unknown): string[] {
  */
 export function liveView(
   localDnsIp: string,
-  nodes: { name: string; switchedBefore: boolean }[],
+  nodes: { name: string; switchedBefore: boolean; selected?: boolean }[],
   reads: Record<string, LiveRead>,
 ): LiveView {
   const view: Record<string, LiveNodeView> = {};
-  for (const { name, switchedBefore } of nodes) {
+  for (const { name, switchedBefore, selected = true } of nodes) {
     const read = reads[name] ?? { unknown: "not read" };
+    if (!selected) {
+      // Reported only when on the cache: off it (or not known) is what an unselected node is.
+      if ("unknown" in read || !read.clusterDns.includes(localDnsIp)) continue;
+      const state = switchedBefore ? "to revert" : "on the cache, not selected";
+      view[name] = { state, clusterDNS: read.clusterDns };
+      continue;
+    }
     if ("unknown" in read) {
       view[name] = { state: "unknown", reason: read.unknown };
       continue;
@@ -90,11 +106,19 @@ export function liveView(
  * node-12; to switch: node-51; unknown: node-3 (reason)`. Unknown nodes are grouped by reason.
  */
 function summaryLine(view: Record<string, LiveNodeView>): string {
-  const entries = Object.entries(view);
-  const named = (state: LiveState) => entries.filter(([, v]) => v.state === state).map(([n]) => n);
+  const all = Object.entries(view);
+  const named = (state: LiveState) => all.filter(([, v]) => v.state === state).map(([n]) => n);
+  const unselected = new Set<LiveState>(["to revert", "on the cache, not selected"]);
+  const entries = all.filter(([, v]) => !unselected.has(v.state));
   const onCache = named("switched").length + named("on the cache already").length;
   const parts = [`on the cache ${onCache}/${entries.length}`];
-  for (const state of ["drifted", "to switch", "on the cache already"] as const) {
+  for (const state of [
+    "drifted",
+    "to switch",
+    "on the cache already",
+    "to revert",
+    "on the cache, not selected",
+  ] as const) {
     const names = named(state);
     if (names.length > 0) parts.push(`${state}: ${nameList(names)}`);
   }

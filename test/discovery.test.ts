@@ -226,6 +226,8 @@ describe("fleetPlan", () => {
     );
     // The engine deletes the relabelled node's Commands, and so reverts it, as for any removed node.
     assert.deepEqual(plan.retired, [{ name: "gone", host: "10.0.0.3", port: 2222 }]);
+    // The live view reads the cluster's other Nodes too (reported when on the cache).
+    assert.deepEqual(plan.unselected, ["relabelled"]);
     assert.deepEqual(plan.warnings.slice(0, 1), [
       "nodelocaldns:discover: left the cluster, retired without a revert: gone",
     ]);

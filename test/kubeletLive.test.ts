@@ -100,6 +100,34 @@ describe("liveView", () => {
     );
   });
 
+  it("reports the cluster's unselected Nodes only when they run on the cache", () => {
+    const unselected = [
+      { name: "relabelled", switchedBefore: true, selected: false },
+      { name: "by-hand", switchedBefore: false, selected: false },
+      { name: "plain", switchedBefore: false, selected: false },
+      { name: "reverted", switchedBefore: true, selected: false },
+      { name: "silent", switchedBefore: false, selected: false },
+    ];
+    const view = liveView(CACHE, [{ name: "n1", switchedBefore: true }, ...unselected], {
+      n1: { clusterDns: [CACHE] },
+      relabelled: { clusterDns: [CACHE] },
+      "by-hand": { clusterDns: [CACHE, KUBE_DNS] },
+      plain: { clusterDns: [KUBE_DNS] },
+      reverted: { clusterDns: [KUBE_DNS] },
+      silent: { unknown: "configz: HTTP 503" },
+    });
+    assert.deepEqual(view.nodes, {
+      n1: { state: "switched", clusterDNS: [CACHE] },
+      relabelled: { state: "to revert", clusterDNS: [CACHE] },
+      "by-hand": { state: "on the cache, not selected", clusterDNS: [CACHE, KUBE_DNS] },
+    });
+    assert.equal(
+      view.summary,
+      "kubelet live view (configz, before this update): on the cache 1/1; " +
+        "to revert: relabelled; on the cache, not selected: by-hand",
+    );
+  });
+
   it("reports a node without a read as unknown", () => {
     const view = liveView(CACHE, [{ name: "n1", switchedBefore: false }], {});
     assert.deepEqual(view.nodes.n1, { state: "unknown", reason: "not read" });

@@ -60,6 +60,10 @@ const server = http.createServer((req, res) => {
   if (req.url === "/api/v1/nodes/w1/proxy/configz") {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["10.96.0.10"] } }));
+  } else if (req.url === "/api/v1/nodes/db/proxy/configz") {
+    // Not selected, yet on the cache (switched by hand): reported.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["169.254.20.10"] } }));
   } else if (req.url === "/api/v1/nodes/w2/proxy/configz") {
     // What the API server answers when it cannot reach a node's kubelet.
     res.writeHead(503, { "Content-Type": "application/json" });
@@ -135,20 +139,25 @@ describe("the program with discovery", () => {
     );
   });
 
-  it("reads the live cluster DNS of the nodes it manages, once each, and reports them", async () => {
+  it("reads the live cluster DNS of every Node once, the selected first, and reports them", async () => {
     const configzReads = requests.filter((r) => r.endsWith("/proxy/configz"));
-    assert.deepEqual(configzReads.slice(0, 2).sort(), [
+    assert.deepEqual(configzReads.slice(0, 4), [
       "GET /api/v1/nodes/w1/proxy/configz",
       "GET /api/v1/nodes/w2/proxy/configz",
+      "GET /api/v1/nodes/db/proxy/configz",
+      "GET /api/v1/nodes/w3/proxy/configz",
     ]);
+    // w3 (not selected, no kubelet answer: 404 here) is what an unselected node is: not listed.
     assert.deepEqual(await program.kubeletLive, {
       w1: { state: "to switch", clusterDNS: ["10.96.0.10"] },
       w2: { state: "unknown", reason: "configz: HTTP 503: error trying to reach service" },
+      db: { state: "on the cache, not selected", clusterDNS: ["169.254.20.10"] },
     });
     assert.deepEqual(
       informed.filter((m) => m.startsWith("kubelet live view")),
       [
         "kubelet live view (configz, before this update): on the cache 0/2; to switch: w1; " +
+          "on the cache, not selected: db; " +
           "unknown: w2 (configz: HTTP 503: error trying to reach service)",
       ],
     );
@@ -166,10 +175,12 @@ describe("the program with discovery", () => {
       ),
     );
     assert.deepEqual(requests.filter((r) => r.endsWith("/proxy/configz")).sort(), [
+      "GET /api/v1/nodes/db/proxy/configz",
       "GET /api/v1/nodes/w1/proxy/configz",
       "GET /api/v1/nodes/w1/proxy/configz",
       "GET /api/v1/nodes/w2/proxy/configz",
       "GET /api/v1/nodes/w2/proxy/configz",
+      "GET /api/v1/nodes/w3/proxy/configz",
     ]);
     // What fails the update: the one error, once, as Pulumi's program runner reports it.
     assert.equal(programErrors.length, 1);
