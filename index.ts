@@ -14,7 +14,6 @@ import {
   kubeProxyModeWarning,
   listClusterNodes,
   LiveNodeView,
-  LiveRead,
   liveView,
   ManagedNode,
   MONITORING_CRDS,
@@ -27,13 +26,11 @@ import {
   rawConfigFromEngine,
   readConfigMapData,
   readKubeletClusterDns,
+  reportPods,
+  verifySwitches,
+  switchTimes,
   repairLine,
   repairNumbers,
-  nodesToVerify,
-  verification,
-  Verification,
-  verificationFailure,
-  verificationLine,
   shortReason,
   Settings,
   statedKubeProxyMode,
@@ -167,71 +164,6 @@ async function planRepairs(
   );
 }
 
-/** One read of a node's configz after its switch, tried again while it cannot be read. */
-const AFTER_SWITCH_READ = { attempts: 3, pauseMs: 1_000 };
-const AFTER_SWITCH_LIMITS = { concurrency: 1, requestMs: 5_000, totalMs: 5_000 };
-
-/**
- * Verification after the switch: every node this update may have changed (nodesToVerify) is read
- * again through the configz proxy once its switch has run. A node whose kubelet then reports a
- * cluster DNS without the cache fails the update, named in its error; a node that cannot be read
- * is `unconfirmed`, with the reason, and fails nothing. Not in preview, where nothing runs.
- */
-function verifySwitches(
-  settings: Settings,
-  fleet: FleetPlan,
-  view: Promise<Record<string, LiveNodeView> | string>,
-  switches: NodeLocalDns["kubeletSwitches"],
-): pulumi.Output<Record<string, Verification> | string> {
-  if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
-  const kube = providerKubeSettings();
-  type Verified = Record<string, Verification> | string;
-  return pulumi.output(view).apply((live): pulumi.Output<Verified> => {
-    if (typeof live === "string") return pulumi.output(`not verified: live view ${live}`);
-    const fleetNames = fleet.nodes.map((node) => node.name);
-    const toVerify = new Set(nodesToVerify(fleetNames, live));
-    if (toVerify.size === 0) return pulumi.output("nothing to verify: all on the cache before");
-    const names: string[] = [];
-    const reads: pulumi.Output<LiveRead>[] = [];
-    fleet.nodes.forEach((node, i) => {
-      if (!toVerify.has(node.name)) return;
-      names.push(node.name);
-      reads.push(
-        switches[i]!.stdout.apply(() => readAfterSwitch(kube, node.name, live[node.name])),
-      );
-    });
-    return pulumi.all(reads).apply(async (results): Promise<Verified> => {
-      const byNode = Object.fromEntries(
-        results.map((read, i) => [names[i]!, verification(settings.localDnsIp, read)]),
-      );
-      await pulumi.log.info(verificationLine(byNode));
-      const failure = verificationFailure(settings.localDnsIp, byNode);
-      if (failure !== undefined) throw new pulumi.RunError(failure);
-      return byNode;
-    });
-  });
-}
-
-/**
- * A node's configz once its switch has run. A node that answered before this update is asked
- * again while it does not answer (kubelet has just restarted); one that did not answer before is
- * asked once.
- */
-async function readAfterSwitch(
-  kube: ReturnType<typeof providerKubeSettings>,
-  name: string,
-  before: LiveNodeView | undefined,
-): Promise<LiveRead> {
-  const attempts = before?.state === "unknown" ? 1 : AFTER_SWITCH_READ.attempts;
-  let read: LiveRead = { unknown: "not read" };
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await new Promise((r) => setTimeout(r, AFTER_SWITCH_READ.pauseMs));
-    read = (await readKubeletClusterDns(kube, [name], AFTER_SWITCH_LIMITS))[name]!;
-    if (!("unknown" in read)) break;
-  }
-  return read;
-}
-
 function deploy(
   settings: Settings,
   fleet: FleetPlan,
@@ -248,14 +180,31 @@ function deploy(
     monitoring,
   });
   // Apart from the other outputs: a failed verification fails this one alone (and so the update).
-  const verified = verifySwitches(settings, fleet, view, dns.kubeletSwitches);
-  return { outputs: stackOutputs(dns, fleet, repairs), verified };
+  const verified = verifySwitches(settings.localDnsIp, fleet, view, dns.kubeletSwitches);
+  const switchedAt = pulumi
+    .all([
+      pulumi.all(dns.kubeletSwitches.map((command) => command.stdout)),
+      lastManagedNodes().catch(() => []),
+    ])
+    .apply(([stdouts, before]) =>
+      switchTimes(
+        fleet.nodes.map((node) => node.name),
+        stdouts,
+        before,
+      ),
+    );
+  return {
+    outputs: stackOutputs(dns, fleet, repairs, switchedAt),
+    verified,
+    pods: reportPods(switchedAt),
+  };
 }
 
 function stackOutputs(
   dns: NodeLocalDns,
   fleet: FleetPlan,
   repairs: Promise<Record<string, number>>,
+  switchedAt: pulumi.Output<Record<string, string | undefined>>,
 ) {
   return {
     clusterDnsIp: dns.clusterDnsIp,
@@ -275,14 +224,17 @@ function stackOutputs(
               ([before, now]) =>
                 `kube-system/kubelet-config clusterDNS: [${before.join(", ")}] -> [${now.join(", ")}]`,
             ),
-    // What the next update's discovery and live view compare the cluster with (fleetSources.ts),
-    // and each node's repair number, which the next update keeps unless it sees new drift.
-    managedNodes: repairs.then((numbers) =>
-      fleet.nodes.map(({ name, host, port }) =>
-        numbers[name] === undefined
-          ? { name, host, port }
-          : { name, host, port, repairs: numbers[name] },
-      ),
+    // What the next update's discovery and live view compare the cluster with (fleetSources.ts).
+    // Each node's repair number (kept unless the next update sees new drift) and the time of its
+    // switch (for the pods report), only where there is one.
+    managedNodes: pulumi.all([repairs, switchedAt]).apply(([numbers, times]) =>
+      fleet.nodes.map(({ name, host, port }) => ({
+        name,
+        host,
+        port,
+        ...(numbers[name] === undefined ? {} : { repairs: numbers[name] }),
+        ...(times[name] === undefined ? {} : { switchedAt: times[name] }),
+      })),
     ),
     checks: [
       `kubectl -n ${dns.namespace} rollout status daemonset/${APP_NAME}`,
@@ -320,6 +272,11 @@ export const daemonSetName = deployed.daemonSetName;
 /** What each node's kubelet switch reported (old value, new value, restarted or not). */
 export const kubeletSwitches = deployed.kubeletSwitches;
 export const managedNodes = deployed.managedNodes;
+/**
+ * The pods created before their node's switch that still ask kube-dns, and the commands that
+ * restart their workloads (README "Pods to recreate"). Reporting only.
+ */
+export const podsToRecreate = pulumi.output(deployment.then((d) => d.pods));
 /**
  * Each node this update may have changed, read again through configz after its switch: confirmed,
  * unconfirmed (with the reason) or failed (README "Verification after the switch").

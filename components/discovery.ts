@@ -30,7 +30,12 @@ export interface ManagedNode {
   port: number;
   /** How many drift repairs the node's switch has run (kubeletRepair.ts); absent: none. */
   repairs?: number;
+  /** When its kubelet last switched to the cache, as the node program said (podsToRecreate.ts). */
+  switchedAt?: string;
 }
+
+/** A time as the node program prints it: UTC, to the second. */
+const ISO_UTC_SECONDS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 
 /** The most drift repairs one node's record may carry (its switch's command line holds it). */
 export const MAX_REPAIRS = 999_999;
@@ -43,12 +48,15 @@ export function managedNodesFromOutput(value: unknown): ManagedNode[] {
   if (!Array.isArray(value)) return [];
   const nodes: ManagedNode[] = [];
   for (const item of value as unknown[]) {
-    const { name, host, port, repairs } = (item ?? {}) as Record<string, unknown>;
+    const { name, host, port, repairs, switchedAt } = (item ?? {}) as Record<string, unknown>;
     if (typeof name !== "string" || typeof host !== "string") continue;
     if (!Number.isSafeInteger(port)) continue;
     const node: ManagedNode = { name, host, port: port as number };
     if (Number.isSafeInteger(repairs) && (repairs as number) > 0) {
       node.repairs = Math.min(repairs as number, MAX_REPAIRS);
+    }
+    if (typeof switchedAt === "string" && ISO_UTC_SECONDS.test(switchedAt)) {
+      node.switchedAt = switchedAt;
     }
     nodes.push(node);
   }

@@ -92,6 +92,19 @@ export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unk
   return { items };
 }
 
+/** Every Pod of the cluster (all namespaces), as PodList items, a page at a time. */
+export async function listClusterPods(kube: KubeSettings): Promise<unknown[]> {
+  const api = await coreV1Api(kube);
+  const items: unknown[] = [];
+  let continueToken: string | undefined;
+  do {
+    const page = await api.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: continueToken });
+    items.push(...page.items);
+    continueToken = page.metadata?._continue || undefined;
+  } while (continueToken !== undefined);
+  return items;
+}
+
 /** Bounds of the configz reads: a fleet of unreachable kubelets costs at most `totalMs`. */
 export interface ConfigzReadLimits {
   /** Reads in flight at once. */

@@ -12,6 +12,7 @@ export {
   hasKubeconfig,
   installedCrds,
   listClusterNodes,
+  listClusterPods,
   previouslyManagedNodes,
   readKubeletClusterDns,
   providerKubeSettings,
@@ -19,6 +20,7 @@ export {
   KubeSettings,
 } from "./fleetSources";
 export { shortReason } from "./kubeClient";
+export { reportPods, verifySwitches } from "./afterSwitch";
 export { liveView, LiveNodeView, LiveRead, LiveState, parseConfigz } from "./kubeletLive";
 export {
   nodesToVerify,
@@ -29,4 +31,13 @@ export {
   verificationFailure,
   verificationLine,
 } from "./kubeletRepair";
+export {
+  podSummaries,
+  podsLine,
+  podsToRecreate,
+  PodsReport,
+  PodSummary,
+  switchTimes,
+  switchedAtFromOutput,
+} from "./podsToRecreate";
 export { KUBE_PROXY_CONFIG_MAP, kubeProxyModeWarning, statedKubeProxyMode } from "./kubeProxyMode";

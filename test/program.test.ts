@@ -60,6 +60,17 @@ describe("the program on the dev stack", () => {
     assert.ok(checks.includes("kubectl -n kube-system rollout status daemonset/node-local-dns"));
   });
 
+  it("without a kubeconfig: nothing read before or after the switches, and each output says so", async () => {
+    assert.equal(await program.kubeletLive, "not read: no kubeconfig");
+    assert.equal(
+      await resolve(program.kubeletVerified),
+      "not verified: live view not read: no kubeconfig",
+    );
+    assert.equal(await resolve(program.podsToRecreate), "not read: no kubeconfig");
+    const switchCommand = regs.find((r) => r.name === "nodelocaldns-kubelet-node-1");
+    assert.equal(switchCommand?.inputs.update, "sudo -n bash -s update", "no repair");
+  });
+
   it("goes through sudo for the dev stack's ops user, with the bastion in the connection", () => {
     const cmd = regs.find((r) => r.name === "nodelocaldns-kubelet-node-1");
     assert.equal(cmd?.inputs.create, "sudo -n bash -s create");

@@ -22,6 +22,27 @@ const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
 const requests: string[] = [];
 let configzReads = 0;
+const SWITCHED_AT = "2026-11-26T10:00:00Z";
+const podOnA = (name: string, created: string) => ({
+  metadata: {
+    namespace: "shop",
+    name,
+    creationTimestamp: created,
+    labels: { "pod-template-hash": "5d9c" },
+    ownerReferences: [{ kind: "ReplicaSet", name: "web-5d9c", controller: true }],
+  },
+  spec: { nodeName: "a" },
+  status: { phase: "Running" },
+});
+const POD_LIST = {
+  kind: "PodList",
+  apiVersion: "v1",
+  metadata: {},
+  items: [
+    podOnA("web-5d9c-old", "2026-11-26T09:00:00Z"),
+    podOnA("web-5d9c-new", "2026-11-26T11:00:00Z"),
+  ],
+};
 const server = http.createServer((req, res) => {
   requests.push(`${req.method} ${req.url}`);
   if (req.url === "/api/v1/nodes/a/proxy/configz") {
@@ -31,6 +52,11 @@ const server = http.createServer((req, res) => {
     const clusterDNS = configzReads === 1 ? ["10.96.0.10"] : ["169.254.20.10"];
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ kubeletconfig: { clusterDNS } }));
+  } else if (req.url === "/api/v1/pods?limit=500") {
+    // On node a, switched at SWITCHED_AT (the last update's record): one pod from before, one
+    // from after.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(POD_LIST));
   } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
     res.writeHead(500, { "Content-Type": "application/json" });
     res.end(
@@ -51,6 +77,7 @@ let kubeProxyModeInCluster: string;
 let kubeletLive: unknown;
 let kubeletVerified: unknown;
 let managedNodes: unknown;
+let podsToRecreate: unknown;
 let stackOutputReads: number;
 
 before(async () => {
@@ -79,7 +106,9 @@ before(async () => {
         },
       ]),
     },
-    stackOutputs: { managedNodes: [{ name: "a", host: "10.0.0.1", port: 22 }] },
+    stackOutputs: {
+      managedNodes: [{ name: "a", host: "10.0.0.1", port: 22, switchedAt: SWITCHED_AT }],
+    },
     failedStackOutputReads: 2,
   });
   const program = await import("../index");
@@ -87,6 +116,7 @@ before(async () => {
   kubeletLive = await program.kubeletLive;
   kubeletVerified = await outputValue(program.kubeletVerified);
   managedNodes = await outputValue(program.managedNodes);
+  podsToRecreate = await outputValue(program.podsToRecreate);
   await runtime.settled();
   regs = runtime.registrations;
   stackOutputReads = runtime.stackOutputReads();
@@ -121,7 +151,9 @@ describe("the program's cluster reads", () => {
     const kubeletSwitch = regs.find((r) => r.name === "nodelocaldns-kubelet-a")!;
     assert.equal(kubeletSwitch.inputs.update, "bash -s update repair-1");
     assert.equal(kubeletSwitch.inputs.create, "bash -s create");
-    assert.deepEqual(managedNodes, [{ name: "a", host: "10.0.0.1", port: 22, repairs: 1 }]);
+    assert.deepEqual(managedNodes, [
+      { name: "a", host: "10.0.0.1", port: 22, repairs: 1, switchedAt: SWITCHED_AT },
+    ]);
     assert.ok(
       informed.includes(
         "kubelet drift repair: the last update switched a (kubelet runs 10.96.0.10); their switch runs again in this update",
@@ -135,6 +167,24 @@ describe("the program's cluster reads", () => {
     assert.equal(configzReads, 2, "once before the update, once after the switch");
     assert.ok(
       informed.includes("kubelet after the switch (configz): confirmed 1/1"),
+      informed.join("\n"),
+    );
+  });
+
+  it("lists the pods created before their node's switch, with the command to restart them", () => {
+    assert.ok(requests.includes("GET /api/v1/pods?limit=500"));
+    assert.deepEqual(podsToRecreate, {
+      count: 1,
+      commands: ["kubectl -n shop rollout restart deployment/web"],
+      others: [],
+      unknownSwitchTime: [],
+    });
+    assert.ok(
+      informed.includes(
+        "pods to recreate: 1, created before their node's switch and still asking kube-dns; " +
+          "1 workload(s) to restart, e.g. kubectl -n shop rollout restart deployment/web; " +
+          "0 pod(s) to recreate by hand; stack output podsToRecreate",
+      ),
       informed.join("\n"),
     );
   });

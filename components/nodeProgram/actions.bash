@@ -137,7 +137,8 @@ switch_recorded_node() {
     begin_step update new_content "${intended}"
     commit_step
     finish_switch_step
-    log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}"
+    log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}" \
+      "at ${step_done_at}"
   elif [[ ${effective_list} == "${record[original_value]}" ]]; then
     log "${source_path} was put back to ${effective_list} since the switch" \
       "(kubeadm upgrade, reimage?): switching again"
@@ -194,7 +195,8 @@ switch_fresh_node() {
   begin_step create new_content "${intended}"
   commit_step
   finish_switch_step
-  log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}"
+  log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}" \
+    "at ${step_done_at}"
 }
 
 # kubelet already uses the cache, with no record (switched by hand, e.g. with the write-up's sed):
@@ -287,7 +289,7 @@ revert_node() {
   fi
   commit_step
   log "reverted: cluster DNS ${record[applied_value]} -> ${record[original_value]}" \
-    "in ${source_path}"
+    "in ${source_path} at ${step_done_at}"
   finish_revert_step
 }
 

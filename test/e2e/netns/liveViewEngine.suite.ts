@@ -52,6 +52,8 @@ describe(
           requireTools(CLUSTER_TOOLS),
           cluster.controlPlane.kubeconfigPath,
         );
+        // A pod that node 1's kubelet sets up before the switch: it keeps kube-dns until recreated.
+        await createPod(nodes[0]!, "before-switch");
         ok(await ws.cli(["stack", "init", STACK]));
         ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "2"]));
         ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
@@ -91,6 +93,8 @@ describe(
         );
         const names = nodes.map((n) => n.name).join(", ");
         assert.ok(up.log.includes(`${SUMMARY} on the cache 0/2; to switch: ${names}\n`), up.log);
+        assert.deepEqual(up.outputs?.podsToRecreate, podsReport(["default/before-switch"]));
+        await createPod(nodes[0]!, "after-switch");
       },
     );
 
@@ -120,6 +124,8 @@ describe(
         assert.ok(up.log.includes(`${SUMMARY} on the cache 2/2\n`), up.log);
         assertNoChanges(up.summary?.resourceChanges, up.log);
         for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+        // The pod created after the switch asks the cache: only the one from before is listed.
+        assert.deepEqual(up.outputs?.podsToRecreate, podsReport(["default/before-switch"]));
       },
     );
 
@@ -161,6 +167,11 @@ describe(
           [n1.name]: { state: "confirmed", clusterDNS: [LOCAL_DNS_IP] },
         });
         assert.ok(up.log.includes("kubelet after the switch (configz): confirmed 1/1\n"), up.log);
+        // Set up before the repair, both pods now count (the second may have kube-dns: drift).
+        assert.deepEqual(
+          up.outputs?.podsToRecreate,
+          podsReport(["default/after-switch", "default/before-switch"]),
+        );
         assert.deepEqual(
           (up.outputs?.managedNodes as { name: string; repairs?: number }[]).map((m) => [
             m.name,
@@ -215,6 +226,22 @@ describe(
     });
   },
 );
+
+/** A bare pod on the node (kwok runs it), created now: the API server stamps its creation. */
+async function createPod(n: ClusterNode, name: string): Promise<void> {
+  const r = await cluster.controlPlane.api.request("POST", "/api/v1/namespaces/default/pods", {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: { nodeName: n.name, containers: [{ name: "app", image: "app:1" }] },
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+}
+
+/** podsToRecreate with only bare pods (no workload to restart), on nodes with known switch times. */
+function podsReport(others: string[]) {
+  return { count: others.length, commands: [], others, unknownSwitchTime: [] };
+}
 
 /** What `kubeadm upgrade node` does to kubelet: its file rewritten from the ConfigMap, a restart. */
 async function kubeadmUpgrade(n: ClusterNode): Promise<void> {

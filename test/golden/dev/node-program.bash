@@ -1720,6 +1720,15 @@ begin_step() {
   step_phase=prepared
 }
 
+# When the kubelet of the step committed last was checked (UTC, ISO 8601), or when the file was
+# written if kubelet was not running. Pods created before it were set up by the kubelet from
+# before the step: after a switch, these are the pods that still ask the old resolver. Taken
+# after the check, so that a pod is never wrongly left out (printf's %()T: no fork).
+step_done_at=
+stamp_step_done() {
+  TZ=UTC printf -v step_done_at '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+}
+
 # Commits the step begun: the file gets the new bytes, kubelet restarts, and the new kubelet must
 # be healthy and run with the value meant (else the step is undone and the run fails).
 commit_step() {
@@ -1742,12 +1751,14 @@ commit_step() {
   fi
   if [[ ${was_running} == no ]]; then
     log "kubelet is not running: not restarted; it reads the file when it starts"
+    stamp_step_done
     return 0
   fi
   if ! restart_kubelet_and_wait "${old_pid}"; then
     fail "kubelet did not come back healthy after the change"
   fi
   verify_running_kubelet "${record[after_value]}"
+  stamp_step_done
 }
 
 # Checks, from the new kubelet's command line and the files it reads, that it uses the value meant.
@@ -2020,7 +2031,8 @@ switch_recorded_node() {
     begin_step update new_content "${intended}"
     commit_step
     finish_switch_step
-    log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}"
+    log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}" \
+      "at ${step_done_at}"
   elif [[ ${effective_list} == "${record[original_value]}" ]]; then
     log "${source_path} was put back to ${effective_list} since the switch" \
       "(kubeadm upgrade, reimage?): switching again"
@@ -2077,7 +2089,8 @@ switch_fresh_node() {
   begin_step create new_content "${intended}"
   commit_step
   finish_switch_step
-  log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}"
+  log "switched: cluster DNS ${record[original_value]} -> ${intended} in ${source_path}" \
+    "at ${step_done_at}"
 }
 
 # kubelet already uses the cache, with no record (switched by hand, e.g. with the write-up's sed):
@@ -2170,7 +2183,7 @@ revert_node() {
   fi
   commit_step
   log "reverted: cluster DNS ${record[applied_value]} -> ${record[original_value]}" \
-    "in ${source_path}"
+    "in ${source_path} at ${step_done_at}"
   finish_revert_step
 }
 

@@ -1,0 +1,113 @@
+// What a `pulumi up` checks once the switches have run: each node it may have changed, read again
+// through the API server's configz proxy (one still off the cache fails the update), and the pods
+// set up before their node's switch (reported). Stack outputs of the program; neither runs in
+// preview, and neither changes anything.
+import type * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { FleetPlan } from "./discovery";
+import {
+  hasKubeconfig,
+  listClusterPods,
+  providerKubeSettings,
+  readKubeletClusterDns,
+  type KubeSettings,
+} from "./fleetSources";
+import { shortReason } from "./kubeClient";
+import {
+  nodesToVerify,
+  verification,
+  verificationFailure,
+  verificationLine,
+  type Verification,
+} from "./kubeletRepair";
+import type { LiveNodeView, LiveRead } from "./kubeletLive";
+import { podSummaries, podsLine, podsToRecreate, type PodsReport } from "./podsToRecreate";
+
+/** One read of a node's configz after its switch, tried again while it cannot be read. */
+const AFTER_SWITCH_READ = { attempts: 3, pauseMs: 1_000 };
+const AFTER_SWITCH_LIMITS = { concurrency: 1, requestMs: 5_000, totalMs: 5_000 };
+
+/**
+ * Verification after the switch: every node this update may have changed (nodesToVerify) is read
+ * again through the configz proxy once its switch has run. A node whose kubelet then reports a
+ * cluster DNS without the cache fails the update, named in its error; a node that cannot be read
+ * is `unconfirmed`, with the reason, and fails nothing. Not in preview, where nothing runs.
+ */
+export function verifySwitches(
+  localDnsIp: string,
+  fleet: FleetPlan,
+  view: Promise<Record<string, LiveNodeView> | string>,
+  switches: command.remote.Command[],
+): pulumi.Output<Record<string, Verification> | string> {
+  if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
+  const kube = providerKubeSettings();
+  type Verified = Record<string, Verification> | string;
+  return pulumi.output(view).apply((live): pulumi.Output<Verified> => {
+    if (typeof live === "string") return pulumi.output(`not verified: live view ${live}`);
+    const fleetNames = fleet.nodes.map((node) => node.name);
+    const toVerify = new Set(nodesToVerify(fleetNames, live));
+    if (toVerify.size === 0) return pulumi.output("nothing to verify: all on the cache before");
+    const names: string[] = [];
+    const reads: pulumi.Output<LiveRead>[] = [];
+    fleet.nodes.forEach((node, i) => {
+      if (!toVerify.has(node.name)) return;
+      names.push(node.name);
+      reads.push(
+        switches[i]!.stdout.apply(() => readAfterSwitch(kube, node.name, live[node.name])),
+      );
+    });
+    return pulumi.all(reads).apply(async (results): Promise<Verified> => {
+      const byNode = Object.fromEntries(
+        results.map((read, i) => [names[i]!, verification(localDnsIp, read)]),
+      );
+      await pulumi.log.info(verificationLine(byNode));
+      const failure = verificationFailure(localDnsIp, byNode);
+      if (failure !== undefined) throw new pulumi.RunError(failure);
+      return byNode;
+    });
+  });
+}
+
+/**
+ * A node's configz once its switch has run. A node that answered before this update is asked
+ * again while it does not answer (kubelet has just restarted); one that did not answer before is
+ * asked once.
+ */
+async function readAfterSwitch(
+  kube: KubeSettings,
+  name: string,
+  before: LiveNodeView | undefined,
+): Promise<LiveRead> {
+  const attempts = before?.state === "unknown" ? 1 : AFTER_SWITCH_READ.attempts;
+  let read: LiveRead = { unknown: "not read" };
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) await new Promise((r) => setTimeout(r, AFTER_SWITCH_READ.pauseMs));
+    read = (await readKubeletClusterDns(kube, [name], AFTER_SWITCH_LIMITS))[name]!;
+    if (!("unknown" in read)) break;
+  }
+  return read;
+}
+
+/**
+ * The pods to recreate (README "Pods to recreate"): once every switch has run, the pods created
+ * before their node's switch that still ask kube-dns, with the commands to restart their
+ * workloads. Reporting only. Not in preview; a failed pod list is one info line, never a failure.
+ */
+export function reportPods(
+  switchedAt: pulumi.Output<Record<string, string | undefined>>,
+): pulumi.Output<PodsReport | string> {
+  if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
+  const kube = providerKubeSettings();
+  if (!hasKubeconfig(kube)) return pulumi.output("not read: no kubeconfig");
+  return switchedAt.apply(async (times): Promise<PodsReport | string> => {
+    try {
+      const report = podsToRecreate(podSummaries(await listClusterPods(kube)), times);
+      await pulumi.log.info(podsLine(report));
+      return report;
+    } catch (err) {
+      const reason = shortReason(err);
+      await pulumi.log.info(`pods to recreate not read: ${reason}`);
+      return `not read: ${reason}`;
+    }
+  });
+}

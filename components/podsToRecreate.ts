@@ -1,0 +1,174 @@
+// The pods to recreate after a switch, pure. kubelet writes a pod's /etc/resolv.conf when it sets
+// the pod up, so a pod that a node's kubelet set up before the switch keeps asking kube-dns until
+// it is recreated. This finds them (pods created before their node's switch) and says how to
+// restart their workloads. Reporting only: nothing is restarted.
+
+/** What the report needs of a pod (from a PodList, as the API or client-node gives it). */
+export interface PodSummary {
+  namespace: string;
+  name: string;
+  nodeName: string;
+  /** ISO 8601, UTC. */
+  createdAt: string;
+  /** The pod asks the cluster DNS (kubelet's clusterDNS) for names. */
+  usesClusterDns: boolean;
+  /** Done or being deleted: nothing to recreate. */
+  finished: boolean;
+  /** The workload that recreates it, if any: `deployment/x`, `statefulset/x`, `daemonset/x`. */
+  workload?: string;
+}
+
+/** The last switch time a node program's output states: `switched: ... at <ISO time>`. */
+export function switchedAtFromOutput(stdout: string): string | undefined {
+  const times = [...stdout.matchAll(/\]: switched: .* at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/gm)];
+  return times.at(-1)?.[1];
+}
+
+/**
+ * Per node of the fleet, when its kubelet switched to the cache: what this update's switch said,
+ * else what the last update recorded (a switch that found the node already switched says nothing).
+ */
+export function switchTimes(
+  nodes: string[],
+  stdouts: (string | undefined)[],
+  before: { name: string; switchedAt?: string }[],
+): Record<string, string | undefined> {
+  const recorded = new Map(before.map((node) => [node.name, node.switchedAt]));
+  return Object.fromEntries(
+    nodes.map((name, i) => [name, switchedAtFromOutput(stdouts[i] ?? "") ?? recorded.get(name)]),
+  );
+}
+
+/** The pods of a PodList (items as JSON or as client-node objects); malformed items are left out. */
+export function podSummaries(items: unknown[]): PodSummary[] {
+  const pods: PodSummary[] = [];
+  for (const item of items) {
+    const pod = (item ?? {}) as {
+      metadata?: {
+        namespace?: string;
+        name?: string;
+        creationTimestamp?: string | Date;
+        deletionTimestamp?: string | Date;
+        labels?: Record<string, string>;
+        ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
+      };
+      spec?: { nodeName?: string; hostNetwork?: boolean; dnsPolicy?: string };
+      status?: { phase?: string };
+    };
+    const { metadata, spec } = pod;
+    const created = metadata?.creationTimestamp;
+    if (!metadata?.namespace || !metadata.name || !spec?.nodeName || created === undefined)
+      continue;
+    const createdAt = new Date(created);
+    if (Number.isNaN(createdAt.getTime())) continue;
+    const phase = pod.status?.phase;
+    const summary: PodSummary = {
+      namespace: metadata.namespace,
+      name: metadata.name,
+      nodeName: spec.nodeName,
+      createdAt: createdAt.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      usesClusterDns: usesClusterDns(spec.dnsPolicy, spec.hostNetwork === true),
+      finished:
+        phase === "Succeeded" || phase === "Failed" || metadata.deletionTimestamp !== undefined,
+    };
+    const workload = workloadOf(metadata.ownerReferences ?? [], metadata.labels ?? {});
+    if (workload !== undefined) summary.workload = workload;
+    pods.push(summary);
+  }
+  return pods;
+}
+
+/**
+ * kubelet gives a pod its cluster DNS for dnsPolicy ClusterFirst (the default), except with the
+ * host's network, where ClusterFirst means the node's own resolv.conf; ClusterFirstWithHostNet
+ * gives it in both. Default and None never do.
+ */
+function usesClusterDns(dnsPolicy: string | undefined, hostNetwork: boolean): boolean {
+  const policy = dnsPolicy ?? "ClusterFirst";
+  return policy === "ClusterFirstWithHostNet" || (policy === "ClusterFirst" && !hostNetwork);
+}
+
+/** The controller that recreates a pod and can be restarted with `kubectl rollout restart`. */
+function workloadOf(
+  owners: { kind?: string; name?: string; controller?: boolean }[],
+  labels: Record<string, string>,
+): string | undefined {
+  const owner = owners.find((o) => o.controller === true);
+  if (owner?.name === undefined) return undefined;
+  if (owner.kind === "StatefulSet" || owner.kind === "DaemonSet") {
+    return `${owner.kind.toLowerCase()}/${owner.name}`;
+  }
+  // A Deployment's ReplicaSet is named <deployment>-<pod-template-hash>.
+  const hash = labels["pod-template-hash"];
+  if (owner.kind === "ReplicaSet" && hash !== undefined && owner.name.endsWith(`-${hash}`)) {
+    return `deployment/${owner.name.slice(0, -hash.length - 1)}`;
+  }
+  return undefined;
+}
+
+export interface PodsReport {
+  /** Pods still on the old resolver, on the nodes with a known switch time. */
+  count: number;
+  /** `kubectl -n <namespace> rollout restart <workload>`, one per workload, sorted. */
+  commands: string[];
+  /** `<namespace>/<pod>` of those no restartable workload owns (bare pods, Jobs): recreate by hand. */
+  others: string[];
+  /** Switched nodes whose switch time is not known (switched by hand and adopted). */
+  unknownSwitchTime: string[];
+}
+
+/** At most this many commands and pods in the report; the count says how many in all. */
+const LISTED_MAX = 50;
+
+/**
+ * The pods created before their node's switch that ask the cluster DNS. switchedAt: per switched
+ * node, when its kubelet ran with the cache (undefined: not known).
+ */
+export function podsToRecreate(
+  pods: PodSummary[],
+  switchedAt: Record<string, string | undefined>,
+): PodsReport {
+  const stale = pods.filter((pod) => {
+    const since = switchedAt[pod.nodeName];
+    // Both times are to the second: a pod of the switch's own second counts (never left out).
+    return since !== undefined && pod.usesClusterDns && !pod.finished && pod.createdAt <= since;
+  });
+  const commands = new Set<string>();
+  const others: string[] = [];
+  for (const pod of stale) {
+    if (pod.workload !== undefined) {
+      commands.add(`kubectl -n ${pod.namespace} rollout restart ${pod.workload}`);
+    } else {
+      others.push(`${pod.namespace}/${pod.name}`);
+    }
+  }
+  return {
+    count: stale.length,
+    commands: [...commands].sort().slice(0, LISTED_MAX),
+    others: others.sort().slice(0, LISTED_MAX),
+    unknownSwitchTime: Object.entries(switchedAt)
+      .filter(([, at]) => at === undefined)
+      .map(([node]) => node)
+      .sort(),
+  };
+}
+
+/** One line for the update's log. */
+export function podsLine(report: PodsReport): string {
+  const unknown =
+    report.unknownSwitchTime.length > 0
+      ? `; switch time not known on ${report.unknownSwitchTime.length} node(s)`
+      : "";
+  if (report.count === 0) {
+    return `pods to recreate: none (every pod on a switched node was created after its switch${unknown})`;
+  }
+  const how =
+    report.commands.length > 0
+      ? `${report.commands.length} workload(s) to restart, e.g. ${report.commands[0]}`
+      : "no workload owns them";
+  return (
+    `pods to recreate: ${report.count}, created before their node's switch and still asking ` +
+    `kube-dns; ${how}; ${report.others.length} pod(s) to recreate by hand; ` +
+    `stack output podsToRecreate${unknown}`
+  );
+}

@@ -1,0 +1,138 @@
+// The pods to recreate after a switch, as tables: the switch time a node program states, which
+// pods a kubelet set up before its node's switch and that ask kube-dns, their workloads and the
+// commands that restart them, and the line that says so.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  podSummaries,
+  podsLine,
+  podsToRecreate,
+  switchedAtFromOutput,
+  switchTimes,
+} from "../components/podsToRecreate";
+
+const SWITCHED = "2026-11-26T10:00:00Z";
+const BEFORE = "2026-11-26T09:00:00Z";
+const AFTER = "2026-11-26T11:00:00Z";
+
+function pod(name: string, extra: { [key: string]: unknown } = {}) {
+  const {
+    created = BEFORE,
+    node = "n1",
+    spec = {},
+    owner,
+    labels,
+    phase,
+    deleting,
+  } = extra as {
+    created?: string | Date;
+    node?: string;
+    spec?: object;
+    owner?: { kind: string; name: string };
+    labels?: Record<string, string>;
+    phase?: string;
+    deleting?: boolean;
+  };
+  return {
+    metadata: {
+      namespace: "shop",
+      name,
+      creationTimestamp: created,
+      ...(deleting ? { deletionTimestamp: AFTER } : {}),
+      ...(labels ? { labels } : {}),
+      ...(owner ? { ownerReferences: [{ ...owner, controller: true }] } : {}),
+    },
+    spec: { nodeName: node, ...spec },
+    status: { phase: phase ?? "Running" },
+  };
+}
+
+describe("switchedAtFromOutput", () => {
+  it("takes the time of the last switch line, and nothing from a run that switched nothing", () => {
+    const out = [
+      "nodelocaldns[n1]: switched: cluster DNS 10.96.0.10 -> 169.254.20.10 in /var/lib/kubelet/config.yaml at 2026-11-26T10:00:00Z",
+      "nodelocaldns[n1]: switched: cluster DNS 169.254.20.10 -> 169.254.20.10,10.96.0.10 in /var/lib/kubelet/config.yaml at 2026-11-26T10:05:00Z",
+    ].join("\n");
+    assert.equal(switchedAtFromOutput(out), "2026-11-26T10:05:00Z");
+    assert.equal(
+      switchedAtFromOutput("nodelocaldns[n1]: already switched: kubelet uses 169.254.20.10"),
+      undefined,
+    );
+  });
+
+  it("keeps the last update's time for a node whose switch said nothing this time", () => {
+    const line = `nodelocaldns[n2]: switched: cluster DNS a -> b in /f at ${AFTER}`;
+    assert.deepEqual(
+      switchTimes(
+        ["n1", "n2", "n3"],
+        ["nodelocaldns[n1]: already switched", line, undefined],
+        [
+          { name: "n1", switchedAt: SWITCHED },
+          { name: "n2", switchedAt: SWITCHED },
+        ],
+      ),
+      { n1: SWITCHED, n2: AFTER, n3: undefined },
+    );
+  });
+});
+
+describe("podsToRecreate", () => {
+  const pods = podSummaries([
+    pod("web-5d9c-abcde", {
+      owner: { kind: "ReplicaSet", name: "web-5d9c" },
+      labels: { "pod-template-hash": "5d9c" },
+    }),
+    pod("web-5d9c-fghij", {
+      owner: { kind: "ReplicaSet", name: "web-5d9c" },
+      labels: { "pod-template-hash": "5d9c" },
+    }),
+    pod("db-0", { owner: { kind: "StatefulSet", name: "db" }, created: new Date(BEFORE) }),
+    pod("bare"),
+    pod("job-x", { owner: { kind: "Job", name: "x" } }),
+    pod("new", { created: AFTER }),
+    pod("host-net", { spec: { hostNetwork: true } }),
+    pod("host-net-cluster-first", {
+      spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" },
+      owner: { kind: "DaemonSet", name: "agent" },
+    }),
+    pod("own-dns", { spec: { dnsPolicy: "None" } }),
+    pod("done", { phase: "Succeeded" }),
+    pod("going", { deleting: true }),
+    pod("elsewhere", { node: "n9" }),
+    pod("adopted", { node: "n2" }),
+    { metadata: { name: "malformed" } },
+  ]);
+
+  it("finds the pods set up before their node's switch that ask kube-dns", () => {
+    const report = podsToRecreate(pods, { n1: SWITCHED, n2: undefined });
+    assert.equal(report.count, 6);
+    assert.deepEqual(report.commands, [
+      "kubectl -n shop rollout restart daemonset/agent",
+      "kubectl -n shop rollout restart deployment/web",
+      "kubectl -n shop rollout restart statefulset/db",
+    ]);
+    assert.deepEqual(report.others, ["shop/bare", "shop/job-x"]);
+    assert.deepEqual(report.unknownSwitchTime, ["n2"]);
+  });
+
+  it("counts a pod created in the switch's own second (times are to the second)", () => {
+    assert.equal(
+      podsToRecreate(podSummaries([pod("same", { created: BEFORE })]), { n1: BEFORE }).count,
+      1,
+    );
+  });
+
+  it("says it in one line", () => {
+    assert.equal(
+      podsLine(podsToRecreate(pods, { n1: SWITCHED, n2: undefined })),
+      "pods to recreate: 6, created before their node's switch and still asking kube-dns; " +
+        "3 workload(s) to restart, e.g. kubectl -n shop rollout restart daemonset/agent; " +
+        "2 pod(s) to recreate by hand; stack output podsToRecreate; " +
+        "switch time not known on 1 node(s)",
+    );
+    assert.equal(
+      podsLine(podsToRecreate(pods, { n1: "2026-11-26T08:59:59Z" })),
+      "pods to recreate: none (every pod on a switched node was created after its switch)",
+    );
+  });
+});
