@@ -82,25 +82,27 @@ export async function installedCrds(kube: KubeSettings, names: string[]): Promis
 /** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
 export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
   const api = await coreV1Api(kube);
-  const items: unknown[] = [];
-  let continueToken: string | undefined;
-  do {
-    const page = await api.listNode({ limit: PAGE_SIZE, _continue: continueToken });
-    items.push(...page.items);
-    continueToken = page.metadata?._continue || undefined;
-  } while (continueToken !== undefined);
-  return { items };
+  return { items: await allPages((token) => api.listNode({ limit: PAGE_SIZE, _continue: token })) };
 }
 
 /** Every Pod of the cluster (all namespaces), as PodList items, a page at a time. */
 export async function listClusterPods(kube: KubeSettings): Promise<unknown[]> {
   const api = await coreV1Api(kube);
+  return allPages((token) => api.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }));
+}
+
+/** Every item of a list the API server answers a page at a time (`limit` and `continue`). */
+async function allPages(
+  page: (
+    continueToken?: string,
+  ) => Promise<{ items: unknown[]; metadata?: { _continue?: string } }>,
+): Promise<unknown[]> {
   const items: unknown[] = [];
   let continueToken: string | undefined;
   do {
-    const page = await api.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: continueToken });
-    items.push(...page.items);
-    continueToken = page.metadata?._continue || undefined;
+    const answer = await page(continueToken);
+    items.push(...answer.items);
+    continueToken = answer.metadata?._continue || undefined;
   } while (continueToken !== undefined);
   return items;
 }

@@ -1,0 +1,63 @@
+// The cluster-wide lists (components/fleetSources.ts: listClusterNodes, listClusterPods) follow the
+// API server's pages (`limit` and `continue`) to the end, against a fake API server on loopback
+// answered through the real @kubernetes/client-node.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { listClusterNodes, listClusterPods } from "../components/fleetSources";
+import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-list-pages-"));
+const asked: string[] = [];
+/** Three pages per list: the first two name the next with a continue token. */
+const server = http.createServer((req, res) => {
+  asked.push(req.url ?? "");
+  const url = new URL(req.url ?? "", "http://fake");
+  const page = Number(url.searchParams.get("continue") ?? "0");
+  const kind = url.pathname === "/api/v1/nodes" ? "Node" : "Pod";
+  res.writeHead(200, { "Content-Type": "application/json" });
+  res.end(
+    JSON.stringify({
+      kind: `${kind}List`,
+      apiVersion: "v1",
+      metadata: page < 2 ? { continue: String(page + 1) } : {},
+      items: [{ kind, metadata: { name: `${kind.toLowerCase()}-${page}` } }],
+    }),
+  );
+});
+let kubeconfig: string;
+
+before(async () => {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  kubeconfig = path.join(dir, "kubeconfig");
+  fs.writeFileSync(kubeconfig, plainHttpKubeconfig((server.address() as { port: number }).port));
+});
+after(() => {
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the cluster-wide lists", () => {
+  it("read every page of the Nodes, 500 at a time", async () => {
+    asked.length = 0;
+    const { items } = await listClusterNodes({ kubeconfig });
+    const names = items.map((i) => (i as { metadata: { name: string } }).metadata.name);
+    assert.deepEqual(names, ["node-0", "node-1", "node-2"]);
+    assert.deepEqual(asked, [
+      "/api/v1/nodes?limit=500",
+      "/api/v1/nodes?continue=1&limit=500",
+      "/api/v1/nodes?continue=2&limit=500",
+    ]);
+  });
+
+  it("read every page of the Pods of all namespaces", async () => {
+    asked.length = 0;
+    const items = await listClusterPods({ kubeconfig });
+    const names = items.map((i) => (i as { metadata: { name: string } }).metadata.name);
+    assert.deepEqual(names, ["pod-0", "pod-1", "pod-2"]);
+    assert.equal(asked.length, 3);
+  });
+});
