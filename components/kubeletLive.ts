@@ -131,7 +131,8 @@ function summaryLine(view: Record<string, LiveNodeView>): string {
   return `kubelet live view (configz, before this update): ${parts.join("; ")}`;
 }
 
-function nameList(names: string[]): string {
+/** At most 10 names, then how many more. */
+export function nameList(names: string[]): string {
   const shown = names.slice(0, NAMES_SHOWN).join(", ");
   return names.length > NAMES_SHOWN ? `${shown} and ${names.length - NAMES_SHOWN} more` : shown;
 }

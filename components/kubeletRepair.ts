@@ -4,7 +4,7 @@
 // run again, and only such nodes; every node that this update may change is read once more from
 // the control plane after its switch.
 import { MAX_REPAIRS, type ManagedNode } from "./discovery";
-import type { LiveNodeView, LiveRead } from "./kubeletLive";
+import { nameList, type LiveNodeView, type LiveRead } from "./kubeletLive";
 
 /**
  * This update's repair number per node: the last update's (its managedNodes output), plus one for
@@ -101,16 +101,11 @@ export function verificationFailure(
   return (
     `kubelet verification failed: after their switch, kubelet reports a cluster DNS without ` +
     `${localDnsIp} (configz) on ${nameList(failed.map(([name, v]) => `${name} (${dnsOf(v)})`))}; ` +
-    "the next up sees them drifted and switches them again"
+    "the node program saw the switch done; look at what that kubelet runs (README: Verification " +
+    "after the switch)"
   );
 }
 
 function dnsOf(v: { clusterDNS: string[] } | object): string {
   return "clusterDNS" in v ? (v.clusterDNS as string[]).join(",") || "none" : "?";
-}
-
-/** At most 10 entries, then how many more. */
-function nameList(names: string[]): string {
-  const shown = names.slice(0, 10).join(", ");
-  return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
 }

@@ -170,8 +170,8 @@ describe("the program with discovery", () => {
       outputValue(program.kubeletVerified),
       new RegExp(
         "^Error: kubelet verification failed: after their switch, kubelet reports a cluster DNS " +
-          "without 169\\.254\\.20\\.10 \\(configz\\) on w1 \\(10\\.96\\.0\\.10\\); the next up sees " +
-          "them drifted and switches them again$",
+          "without 169\\.254\\.20\\.10 \\(configz\\) on w1 \\(10\\.96\\.0\\.10\\); the node program saw " +
+          "the switch done; look at what that kubelet runs \\(README: Verification after the switch\\)$",
       ),
     );
     assert.deepEqual(requests.filter((r) => r.endsWith("/proxy/configz")).sort(), [
