@@ -25,6 +25,7 @@ import {
   providerKubeSettings,
   rawConfigFromEngine,
   readConfigMapData,
+  KubeSettings,
   readKubeletClusterDns,
   reportPods,
   verifySwitches,
@@ -104,15 +105,16 @@ async function readLiveView(
   if (!hasKubeconfig(kube)) return "not read: no kubeconfig";
   try {
     const names = fleet.nodes.map((node) => node.name);
+    const unselected = await unselectedNodes(settings, fleet, kube);
     // The selected nodes first: they are read first when the reads' time runs short.
     const [reads, managed] = await Promise.all([
-      readKubeletClusterDns(kube, [...names, ...fleet.unselected]),
+      readKubeletClusterDns(kube, [...names, ...unselected]),
       lastManagedNodes(),
     ]);
     const switched = new Set(managed.map((node) => node.name));
     const nodes = [
       ...names.map((name) => ({ name, switchedBefore: switched.has(name) })),
-      ...fleet.unselected.map((name) => ({
+      ...unselected.map((name) => ({
         name,
         switchedBefore: switched.has(name),
         selected: false,
@@ -126,6 +128,25 @@ async function readLiveView(
     await pulumi.log.info(`kubelet live view not read: ${reason}`);
     return `not read: ${reason}`;
   }
+}
+
+/**
+ * The cluster's Nodes this update does not switch, for the live view's reverse case (README "Drift
+ * repair"): discovery has them at hand; with `nodes` listed by hand they are listed here, by name.
+ * A failed list leaves them out (the selected nodes are still read).
+ */
+async function unselectedNodes(
+  settings: Settings,
+  fleet: FleetPlan,
+  kube: KubeSettings,
+): Promise<string[]> {
+  if (settings.discover !== undefined) return fleet.unselected;
+  const listed = new Set(fleet.nodes.map((node) => node.name));
+  const cluster = await listClusterNodes(kube).catch(() => ({ items: [] }));
+  return clusterNodesFromList(cluster)
+    .map((node) => node.name)
+    .filter((name) => !listed.has(name))
+    .sort();
 }
 
 /**

@@ -4,7 +4,9 @@
 // checked" with one info line that carries no secret; the ServiceMonitor CRD is installed and the
 // PrometheusRule CRD is not, so only the ServiceMonitor is declared, with a warning for the other;
 // the first two reads of the stack's own last outputs fail as a `file://` backend's may while the
-// update writes its checkpoint, and the third gives the live view its record.
+// update writes its checkpoint, and the third gives the live view its record; the drifted node is
+// repaired and confirmed, the cluster's unlisted Nodes are read for the reverse case, and the
+// pods created before the switch are listed.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -34,6 +36,10 @@ const podOnA = (name: string, created: string) => ({
   spec: { nodeName: "a" },
   status: { phase: "Running" },
 });
+const apiNode = (name: string) => ({
+  metadata: { name },
+  status: { conditions: [{ type: "Ready", status: "True" }] },
+});
 const POD_LIST = {
   kind: "PodList",
   apiVersion: "v1",
@@ -52,6 +58,13 @@ const server = http.createServer((req, res) => {
     const clusterDNS = configzReads === 1 ? ["10.96.0.10"] : ["169.254.20.10"];
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ kubeletconfig: { clusterDNS } }));
+  } else if (req.url === "/api/v1/nodes?limit=500") {
+    // The cluster holds two Nodes besides a, which the stack does not list: b runs on the cache.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kind: "NodeList", items: ["a", "b", "c"].map(apiNode) }));
+  } else if (req.url === "/api/v1/nodes/b/proxy/configz") {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["169.254.20.10"] } }));
   } else if (req.url === "/api/v1/pods?limit=500") {
     // On node a, switched at SWITCHED_AT (the last update's record): one pod from before, one
     // from after.
@@ -138,10 +151,16 @@ describe("the program's cluster reads", () => {
 
   it("reads the stack's last outputs again when a read fails, and the live view gets them", () => {
     assert.equal(stackOutputReads, 3, "two failed reads, then one that answered");
-    assert.deepEqual(kubeletLive, { a: { state: "drifted", clusterDNS: ["10.96.0.10"] } });
+    // Nodes listed by hand: the cluster's other Nodes are listed and read too; b, on the cache
+    // though this stack never switched it, is reported; c (no answer) is not.
+    assert.deepEqual(kubeletLive, {
+      a: { state: "drifted", clusterDNS: ["10.96.0.10"] },
+      b: { state: "on the cache, not selected", clusterDNS: ["169.254.20.10"] },
+    });
     assert.ok(
       informed.includes(
-        "kubelet live view (configz, before this update): on the cache 0/1; drifted: a",
+        "kubelet live view (configz, before this update): on the cache 0/1; drifted: a; " +
+          "on the cache, not selected: b",
       ),
       informed.join("\n"),
     );

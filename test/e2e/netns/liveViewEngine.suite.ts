@@ -212,6 +212,12 @@ describe(
         );
         // The node program's own checks passed: the node is switched by its files and process.
         assert.deepEqual(await dnsOf(n2), [LOCAL_DNS_IP]);
+        // The failed update recorded no outputs: the last good update's record stands (no repair
+        // number for this node), as README "Verification after the switch" says.
+        const managed = JSON.parse(
+          ok(await ws.cli(["stack", "output", "managedNodes", "--json", "--stack", STACK])),
+        ) as { name: string; repairs?: number }[];
+        assert.equal(managed.find((m) => m.name === n2.name)?.repairs, undefined);
       },
     );
 
