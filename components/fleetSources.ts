@@ -80,30 +80,59 @@ export async function installedCrds(kube: KubeSettings, names: string[]): Promis
 }
 
 /** Every Node of the cluster, as a NodeList, reached the way the kubernetes provider is. */
-export async function listClusterNodes(kube: KubeSettings): Promise<{ items: unknown[] }> {
+export async function listClusterNodes(
+  kube: KubeSettings,
+  totalMs = LIST_MS,
+): Promise<{ items: unknown[] }> {
   const api = await coreV1Api(kube);
-  return { items: await allPages((token) => api.listNode({ limit: PAGE_SIZE, _continue: token })) };
+  const items = await allPages("Node list", totalMs, (token, options) =>
+    api.listNode({ limit: PAGE_SIZE, _continue: token }, options),
+  );
+  return { items };
 }
+
+/**
+ * The longest a cluster-wide list may take, all pages together: client-node has no timeout of its
+ * own, and an API server that stops answering must not hold the update.
+ */
+export const LIST_MS = 60_000;
 
 /** Every Pod of the cluster (all namespaces), as PodList items, a page at a time. */
-export async function listClusterPods(kube: KubeSettings): Promise<unknown[]> {
+export async function listClusterPods(kube: KubeSettings, totalMs = LIST_MS): Promise<unknown[]> {
   const api = await coreV1Api(kube);
-  return allPages((token) => api.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }));
+  return allPages("pod list", totalMs, (token, options) =>
+    api.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }, options),
+  );
 }
 
-/** Every item of a list the API server answers a page at a time (`limit` and `continue`). */
+type RequestOptions = Awaited<ReturnType<typeof abortableRequest>>;
+
+/**
+ * Every item of a list the API server answers a page at a time (`limit` and `continue`), within
+ * `totalMs`; `what` names the list in the error when it takes longer.
+ */
 async function allPages(
+  what: string,
+  totalMs: number,
   page: (
-    continueToken?: string,
+    continueToken: string | undefined,
+    options: RequestOptions,
   ) => Promise<{ items: unknown[]; metadata?: { _continue?: string } }>,
 ): Promise<unknown[]> {
+  const signal = AbortSignal.timeout(totalMs);
+  const options = await abortableRequest(signal);
   const items: unknown[] = [];
   let continueToken: string | undefined;
-  do {
-    const answer = await page(continueToken);
-    items.push(...answer.items);
-    continueToken = answer.metadata?._continue || undefined;
-  } while (continueToken !== undefined);
+  try {
+    do {
+      const answer = await page(continueToken, options);
+      items.push(...answer.items);
+      continueToken = answer.metadata?._continue || undefined;
+    } while (continueToken !== undefined);
+  } catch (err) {
+    if (signal.aborted) throw new Error(`the ${what} took longer than ${totalMs / 1000}s`);
+    throw err;
+  }
   return items;
 }
 

@@ -1,6 +1,7 @@
 // The cluster-wide lists (components/fleetSources.ts: listClusterNodes, listClusterPods) follow the
 // API server's pages (`limit` and `continue`) to the end, against a fake API server on loopback
-// answered through the real @kubernetes/client-node.
+// answered through the real @kubernetes/client-node, and end at their bound when the API server
+// does not answer.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -13,8 +14,11 @@ import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-list-pages-"));
 const asked: string[] = [];
 /** Three pages per list: the first two name the next with a continue token. */
+/** While set, the fake API server takes list requests and never answers them. */
+let hang = false;
 const server = http.createServer((req, res) => {
   asked.push(req.url ?? "");
+  if (hang) return;
   const url = new URL(req.url ?? "", "http://fake");
   const page = Number(url.searchParams.get("continue") ?? "0");
   const kind = url.pathname === "/api/v1/nodes" ? "Node" : "Pod";
@@ -36,6 +40,7 @@ before(async () => {
   fs.writeFileSync(kubeconfig, plainHttpKubeconfig((server.address() as { port: number }).port));
 });
 after(() => {
+  server.closeAllConnections();
   server.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -59,5 +64,19 @@ describe("the cluster-wide lists", () => {
     const names = items.map((i) => (i as { metadata: { name: string } }).metadata.name);
     assert.deepEqual(names, ["pod-0", "pod-1", "pod-2"]);
     assert.equal(asked.length, 3);
+  });
+
+  it("end where the API server never answers, at their bound, saying which list", async () => {
+    hang = true;
+    try {
+      await assert.rejects(listClusterPods({ kubeconfig }, 300), {
+        message: "the pod list took longer than 0.3s",
+      });
+      await assert.rejects(listClusterNodes({ kubeconfig }, 300), {
+        message: "the Node list took longer than 0.3s",
+      });
+    } finally {
+      hang = false;
+    }
   });
 });
