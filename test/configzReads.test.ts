@@ -4,17 +4,13 @@
 // bound, and nodes not read when the whole read's bound is spent are unknown, not waited for.
 // The bounds are scaled down (the defaults are 32, 5 s and 30 s): the rules are the same.
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
 import * as http from "node:http";
-import * as os from "node:os";
-import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readKubeletClusterDns } from "../components/fleetSources";
-import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
+import { serveFakeApi } from "./support/fakeKubeconfig";
 
 /** How long the fake API server takes to answer a "slow-*" node's configz. */
 const SLOW_MS = 150;
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-configz-reads-"));
 let inFlight = 0;
 let mostInFlight = 0;
 const asked: string[] = [];
@@ -33,17 +29,12 @@ const server = http.createServer((req, res) => {
   else setTimeout(answer, SLOW_MS);
 });
 let kubeconfig: string;
+let stop = () => {};
 
 before(async () => {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  kubeconfig = path.join(dir, "kubeconfig");
-  fs.writeFileSync(kubeconfig, plainHttpKubeconfig((server.address() as { port: number }).port));
+  ({ kubeconfig, stop } = await serveFakeApi(server));
 });
-after(() => {
-  server.closeAllConnections();
-  server.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => stop());
 
 describe("readKubeletClusterDns bounds", () => {
   it("reads at most `concurrency` nodes at once, and every node once", async () => {

@@ -3,15 +3,11 @@
 // answered through the real @kubernetes/client-node, and end at their bound when the API server
 // does not answer.
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
 import * as http from "node:http";
-import * as os from "node:os";
-import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { listClusterNodes, listClusterPods } from "../components/fleetSources";
-import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
+import { serveFakeApi } from "./support/fakeKubeconfig";
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-list-pages-"));
 const asked: string[] = [];
 /** Three pages per list: the first two name the next with a continue token. */
 /** While set, the fake API server takes list requests and never answers them. */
@@ -33,17 +29,12 @@ const server = http.createServer((req, res) => {
   );
 });
 let kubeconfig: string;
+let stop = () => {};
 
 before(async () => {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  kubeconfig = path.join(dir, "kubeconfig");
-  fs.writeFileSync(kubeconfig, plainHttpKubeconfig((server.address() as { port: number }).port));
+  ({ kubeconfig, stop } = await serveFakeApi(server));
 });
-after(() => {
-  server.closeAllConnections();
-  server.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => stop());
 
 describe("the cluster-wide lists", () => {
   it("read every page of the Nodes, 500 at a time", async () => {
