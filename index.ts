@@ -201,7 +201,13 @@ function deploy(
     monitoring,
   });
   // Apart from the other outputs: a failed verification fails this one alone (and so the update).
-  const verified = verifySwitches(settings.localDnsIp, fleet, view, dns.kubeletSwitches);
+  const verified = verifySwitches(
+    settings.localDnsIp,
+    fleet,
+    view,
+    dns.kubeletSwitches,
+    lastManagedNodes().catch(() => []),
+  );
   const switchedAt = pulumi
     .all([
       pulumi.all(dns.kubeletSwitches.map((command) => command.stdout)),

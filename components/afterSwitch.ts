@@ -4,7 +4,7 @@
 // preview, and neither changes anything.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { FleetPlan } from "./discovery";
+import type { FleetPlan, ManagedNode } from "./discovery";
 import {
   hasKubeconfig,
   listClusterPods,
@@ -15,6 +15,7 @@ import {
 import { shortReason } from "./kubeClient";
 import {
   nodesToVerify,
+  switchedInThisUpdate,
   verification,
   verificationFailure,
   verificationLine,
@@ -28,38 +29,47 @@ const AFTER_SWITCH_READ = { attempts: 3, pauseMs: 1_000 };
 const AFTER_SWITCH_LIMITS = { concurrency: 1, requestMs: 5_000, totalMs: 5_000 };
 
 /**
- * Verification after the switch: every node this update may have changed (nodesToVerify) is read
- * again through the configz proxy once its switch has run. A node whose kubelet then reports a
- * cluster DNS without the cache fails the update, named in its error; a node that cannot be read
- * is `unconfirmed`, with the reason, and fails nothing. Not in preview, where nothing runs.
+ * Verification after the switch: every node this update may have changed (nodesToVerify) whose
+ * switch did switch it now (switchedInThisUpdate: its output says so) is read again through the
+ * configz proxy. A node whose kubelet then reports a cluster DNS without the cache fails the
+ * update, named in its error; a node that cannot be read is `unconfirmed`, with the reason, and
+ * fails nothing. Not in preview, where nothing runs.
  */
 export function verifySwitches(
   localDnsIp: string,
   fleet: FleetPlan,
   view: Promise<Record<string, LiveNodeView> | string>,
   switches: command.remote.Command[],
+  managedBefore: Promise<ManagedNode[]>,
 ): pulumi.Output<Record<string, Verification> | string> {
   if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
   const kube = providerKubeSettings();
   type Verified = Record<string, Verification> | string;
-  return pulumi.output(view).apply((live): pulumi.Output<Verified> => {
+  return pulumi.all([view, managedBefore]).apply(([live, managed]): pulumi.Output<Verified> => {
     if (typeof live === "string") return pulumi.output(`not verified: live view ${live}`);
     const fleetNames = fleet.nodes.map((node) => node.name);
     const toVerify = new Set(nodesToVerify(fleetNames, live));
     if (toVerify.size === 0) return pulumi.output("nothing to verify: all on the cache before");
+    const recorded = new Map(managed.map((node) => [node.name, node.switchedAt]));
     const names: string[] = [];
-    const reads: pulumi.Output<LiveRead>[] = [];
+    const reads: pulumi.Output<LiveRead | undefined>[] = [];
     fleet.nodes.forEach((node, i) => {
       if (!toVerify.has(node.name)) return;
       names.push(node.name);
       reads.push(
-        switches[i]!.stdout.apply(() => readAfterSwitch(kube, node.name, live[node.name])),
+        switches[i]!.stdout.apply(async (stdout) =>
+          switchedInThisUpdate(stdout, recorded.get(node.name))
+            ? readAfterSwitch(kube, node.name, live[node.name])
+            : undefined,
+        ),
       );
     });
     return pulumi.all(reads).apply(async (results): Promise<Verified> => {
-      const byNode = Object.fromEntries(
-        results.map((read, i) => [names[i]!, verification(localDnsIp, read)]),
-      );
+      const byNode: Record<string, Verification> = {};
+      results.forEach((read, i) => {
+        if (read !== undefined) byNode[names[i]!] = verification(localDnsIp, read);
+      });
+      if (Object.keys(byNode).length === 0) return "nothing to verify: no switch ran";
       await pulumi.log.info(verificationLine(byNode));
       const failure = verificationFailure(localDnsIp, byNode);
       if (failure !== undefined) throw new pulumi.RunError(failure);

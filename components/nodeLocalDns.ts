@@ -240,13 +240,23 @@ export class NodeLocalDns extends pulumi.ComponentResource {
    * A node that left the cluster (its machine gone): its switch and guard are updated to Commands
    * with no create, update or delete, which the command provider applies without connecting
    * (it runs nothing when neither `update` nor `create` is set). They leave the state at the next
-   * `up` (or destroy), again without connecting, as they then have no delete. `triggers` keep their
-   * stored value: a changed trigger would replace the Command, and a replacement runs the old
-   * delete, dialling the dead host. Neither retainOnDelete nor deletedWith is used: both would
-   * also skip the revert of nodes that are still there.
+   * `up`, again without connecting, as they then have no delete. `triggers` keep their stored
+   * value: a changed trigger would replace the Command, and a replacement runs the old delete,
+   * dialling the dead host.
+   *
+   * `retainOnDelete` is for `pulumi destroy --run-program` after a scale-in with no `up` since:
+   * destroy deletes each Command with the inputs it has in state (the gone node's revert), but
+   * with the resource options this program registers now, and retainOnDelete drops a Command from
+   * state without calling the provider (Pulumi's step generator in destroy mode, and DeleteStep).
+   * Only the gone nodes' Commands carry it: every node still there is reverted as always.
    */
   private retire(name: string, node: ManagedNode): void {
-    const opts = { parent: this, provider: this.commandProvider, ignoreChanges: ["triggers"] };
+    const opts = {
+      parent: this,
+      provider: this.commandProvider,
+      ignoreChanges: ["triggers"],
+      retainOnDelete: true,
+    };
     const args = { connection: pulumi.secret({ host: node.host, port: node.port }) };
     new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, opts);
     new command.remote.Command(`${name}-kubelet-${node.name}`, args, opts);

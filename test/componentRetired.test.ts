@@ -59,17 +59,22 @@ describe("a node that left the cluster", () => {
     for (const r of gone) assert.deepEqual(r.ignoreChanges, ["triggers"], r.name);
   });
 
-  it("waits for nothing and is waited on by nothing; its options skip no revert", () => {
+  it("waits for nothing and is waited on by nothing", () => {
     const gone = regs.filter((r) => r.name.endsWith("-gone"));
     const goneUrns = gone.map((r) => r.urn);
     for (const r of gone) {
       assert.deepEqual(r.dependencies, [], r.name);
       assert.deepEqual(r.replaceWith, [], r.name);
-      assert.equal(r.retainOnDelete, false, r.name);
       assert.equal(r.deletedWith, "", r.name);
     }
     for (const r of regs.filter((r) => !r.name.endsWith("-gone"))) {
       assert.ok(!r.dependencies.some((d) => goneUrns.includes(d)), r.name);
+    }
+  });
+
+  it("is retained on delete (destroy --run-program drops it unreverted); no other Command is", () => {
+    for (const r of regs.filter((r) => r.type === "command:remote:Command")) {
+      assert.equal(r.retainOnDelete, r.name.endsWith("-gone"), r.name);
     }
   });
 

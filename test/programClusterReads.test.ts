@@ -24,7 +24,9 @@ const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
 const requests: string[] = [];
 let configzReads = 0;
-const SWITCHED_AT = "2026-11-26T10:00:00Z";
+/** Node a's switch time as the last update recorded it, and as its repair now states it. */
+const SWITCHED_AT = "2026-11-26T08:00:00Z";
+const REPAIRED_AT = "2026-11-26T10:00:00Z";
 const podOnA = (name: string, created: string) => ({
   metadata: {
     namespace: "shop",
@@ -66,7 +68,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ kubeletconfig: { clusterDNS: ["169.254.20.10"] } }));
   } else if (req.url === "/api/v1/pods?limit=500") {
-    // On node a, switched at SWITCHED_AT (the last update's record): one pod from before, one
+    // On node a, switched again at REPAIRED_AT (its drift repair): one pod from before, one
     // from after.
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(POD_LIST));
@@ -123,6 +125,12 @@ before(async () => {
       managedNodes: [{ name: "a", host: "10.0.0.1", port: 22, switchedAt: SWITCHED_AT }],
     },
     failedStackOutputReads: 2,
+    // The drift repair's switch, as the node program reports it.
+    commandStdout: {
+      "nodelocaldns-kubelet-a":
+        "nodelocaldns[a]: switched: cluster DNS 10.96.0.10 -> 169.254.20.10 in " +
+        `/var/lib/kubelet/config.yaml at ${REPAIRED_AT}\n`,
+    },
   });
   const program = await import("../index");
   kubeProxyModeInCluster = await program.kubeProxyModeInCluster;
@@ -171,7 +179,7 @@ describe("the program's cluster reads", () => {
     assert.equal(kubeletSwitch.inputs.update, "bash -s update repair-1");
     assert.equal(kubeletSwitch.inputs.create, "bash -s create");
     assert.deepEqual(managedNodes, [
-      { name: "a", host: "10.0.0.1", port: 22, repairs: 1, switchedAt: SWITCHED_AT },
+      { name: "a", host: "10.0.0.1", port: 22, repairs: 1, switchedAt: REPAIRED_AT },
     ]);
     assert.ok(
       informed.includes(

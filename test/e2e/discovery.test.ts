@@ -19,6 +19,7 @@ const STACK = "fleet";
 const LOCAL_DNS_IP = "169.254.20.10";
 const LABEL = "nodelocaldns";
 const STEP = { timeout: 10 * 60_000 };
+const DAEMON_SET = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
 /** A well-formed ed25519 key that no test node has. */
 const WRONG_KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
@@ -170,11 +171,38 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     },
   );
 
-  it("destroy reverts the rest, the rejoined machine included", STEP, async () => {
-    const down = await ws.operation("destroy", STACK);
-    assert.ok(down.ok, down.error ?? down.log);
-    assert.deepEqual(await dnsOf(n2), [KUBE_DNS_IP]);
-  });
+  it(
+    "a machine gone with no up since: plain destroy dials it, fails, and keeps the cache",
+    STEP,
+    async () => {
+      await label(n1, "on");
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.deepEqual(await dnsOf(n1), [LOCAL_DNS_IP]);
+      await cluster.removeNode(n2.name);
+      const down = await ws.operation("destroy", STACK);
+      assert.equal(down.ok, false, "the gone node's revert cannot connect");
+      assert.match(down.log, /Dial \d+\/\d+ failed/);
+      assert.equal((await cluster.controlPlane.api.get(DAEMON_SET)).status, 200, "cache kept");
+    },
+  );
+
+  it(
+    "destroy --run-program drops the gone machine's Commands undialled and reverts the rest",
+    STEP,
+    async () => {
+      const down = await ws.operation("destroy", STACK, { runProgram: true });
+      assert.ok(down.ok, down.error ?? down.log);
+      assert.match(down.log, new RegExp(`left the cluster, retired without a revert: ${n2.name}`));
+      assert.doesNotMatch(down.log, /Dial \d+\/\d+ failed/);
+      assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
+      assert.equal((await cluster.controlPlane.api.get(DAEMON_SET)).status, 404, "cache gone");
+      const { checkpoint } = ws.checkpoint(STACK) as {
+        checkpoint: { latest?: { resources?: unknown[] } };
+      };
+      assert.deepEqual(checkpoint.latest?.resources ?? [], [], "nothing left in state");
+    },
+  );
 });
 
 function ok(r: { code: number; stdout: string; stderr: string }): string {

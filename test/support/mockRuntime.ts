@@ -34,6 +34,8 @@ export interface MockRuntimeOptions {
   stackOutputs?: Record<string, unknown>;
   /** The first this many reads of them fail as a `file://` backend's may, mid-checkpoint-write. */
   failedStackOutputReads?: number;
+  /** What a remote Command printed, by its name (as the engine returns a run's `stdout`). */
+  commandStdout?: Record<string, string>;
 }
 
 export interface MockRuntime {
@@ -91,6 +93,10 @@ export async function startMockRuntime(opts: MockRuntimeOptions = {}): Promise<M
             id: args.id,
             state: { metadata: { name: "kube-dns" }, spec: { clusterIP: opts.kubeDnsClusterIp } },
           };
+        }
+        const stdout = opts.commandStdout?.[args.name];
+        if (args.type === "command:remote:Command" && stdout !== undefined) {
+          return { id: `${args.name}-id`, state: { ...args.inputs, stdout } };
         }
         return { id: `${args.name}-id`, state: args.inputs };
       },
