@@ -16,14 +16,18 @@ import {
   LiveNodeView,
   liveView,
   ManagedNode,
+  MANAGED_NODES_RECORD,
+  managedNodesFromRecord,
   MONITORING_CRDS,
   MonitoringKind,
   monitoringPlan,
+  NAMESPACE,
   NodeLocalDns,
   parseSettings,
   previouslyManagedNodes,
   providerKubeSettings,
   rawConfigFromEngine,
+  readConfigMapAnnotations,
   readConfigMapData,
   KubeSettings,
   readKubeletClusterDns,
@@ -60,13 +64,39 @@ async function planFleet(settings: Settings): Promise<FleetPlan> {
   if (settings.discover === undefined) {
     return { nodes: settings.nodes, retired: [], unselected: [], warnings: [] };
   }
-  const [list, managed] = await Promise.all([
-    listClusterNodes(providerKubeSettings()).catch((err: Error) => {
+  const kube = providerKubeSettings();
+  const [list, managed, recorded] = await Promise.all([
+    listClusterNodes(kube).catch((err: Error) => {
       throw new pulumi.RunError(`nodelocaldns:discover: cannot list the Nodes: ${err.message}`);
     }),
     lastManagedNodes(),
+    recordedNodes(kube),
   ]);
-  return fleetPlan(settings.discover, clusterNodesFromList(list), settings.nodes, managed);
+  return fleetPlan(
+    settings.discover,
+    clusterNodesFromList(list),
+    settings.nodes,
+    managed,
+    recorded,
+  );
+}
+
+/**
+ * The nodes the record of the last update that reached its switches lists (MANAGED_NODES_RECORD):
+ * with managedNodes, every node that may have Commands in the state. A failed read is one info
+ * line; the record then adds nothing.
+ */
+async function recordedNodes(kube: KubeSettings): Promise<ManagedNode[]> {
+  const { configMap, annotation } = MANAGED_NODES_RECORD;
+  try {
+    const annotations = await readConfigMapAnnotations(kube, NAMESPACE, configMap);
+    return managedNodesFromRecord(annotations?.[annotation]);
+  } catch (err) {
+    await pulumi.log.info(
+      `nodelocaldns:discover: ${NAMESPACE}/${configMap} not read: ${shortReason(err)}`,
+    );
+    return [];
+  }
 }
 
 /**

@@ -63,6 +63,47 @@ export function managedNodesFromOutput(value: unknown): ManagedNode[] {
   return nodes;
 }
 
+/**
+ * The record of the nodes an update declares Commands for (not the retired ones), which the
+ * component writes with discovery, before any switch of that update runs: an annotation of a
+ * ConfigMap in kube-system (an annotation, not data: the kubernetes provider replaces a ConfigMap
+ * whose data changes, and updates one whose annotations change in place). A failed update records
+ * no stack outputs, so managedNodes misses a node first switched by it; the next update reads this
+ * record as well, and a node listed there that has left the cluster is retired without a dial
+ * instead of being reverted on a dead host.
+ */
+export const MANAGED_NODES_RECORD = {
+  configMap: "node-local-dns-managed-nodes",
+  annotation: "nodelocaldns.io/managed-nodes",
+} as const;
+
+/** The record's text: a JSON list, one node a line (so that a preview's diff names the nodes). */
+export function managedNodesRecord(nodes: { name: string; host: string; port: number }[]): string {
+  if (nodes.length === 0) return "[]\n";
+  const lines = nodes.map(({ name, host, port }) => JSON.stringify({ name, host, port }));
+  return `[\n${lines.join(",\n")}\n]\n`;
+}
+
+/** The nodes a record lists (none for a missing or malformed one), checked as managedNodes is. */
+export function managedNodesFromRecord(text: string | undefined): ManagedNode[] {
+  if (text === undefined) return [];
+  try {
+    return managedNodesFromOutput(JSON.parse(text)).map(({ name, host, port }) => ({
+      name,
+      host,
+      port,
+    }));
+  } catch {
+    return [];
+  }
+}
+
+/** The last update's managedNodes, then the recorded nodes it does not list. */
+export function withRecordedNodes(managed: ManagedNode[], recorded: ManagedNode[]): ManagedNode[] {
+  const listed = new Set(managed.map((node) => node.name));
+  return [...managed, ...recorded.filter((node) => !listed.has(node.name))];
+}
+
 export interface FleetPlan {
   /** The nodes whose Commands are declared as usual (switched, or kept as they are). */
   nodes: NodeSettings[];
@@ -213,16 +254,20 @@ export interface DiscoverSettings {
 /**
  * The fleet of this update. explicit: the `nodes` entries (an entry whose name is a discovered
  * node overrides its settings; its host, when empty, comes from the Node). managed: what the last
- * update managed (empty on the first one, and in render, which has no state).
+ * update managed (empty on the first one, and in render, which has no state). recorded: the nodes
+ * of MANAGED_NODES_RECORD, which may have Commands in the state although `managed` misses them
+ * (a failed update): retired when they left the cluster, otherwise treated as new nodes.
  */
 export function fleetPlan(
   discover: DiscoverSettings,
   cluster: ClusterNode[],
   explicit: NodeSettings[],
   managed: ManagedNode[],
+  recorded: ManagedNode[] = [],
 ): FleetPlan {
   const byName = new Map(explicit.map((n) => [n.name, n]));
   const wasManaged = new Set(managed.map((m) => m.name));
+  const mayHaveCommands = withRecordedNodes(managed, recorded);
   const inCluster = new Set(cluster.map((n) => n.name));
   const nodes: NodeSettings[] = [];
   const skipped: string[] = [];
@@ -252,7 +297,7 @@ export function fleetPlan(
     if (inCluster.has(entry.name)) continue;
     if (entry.host !== "") {
       nodes.push(entry);
-    } else if (!wasManaged.has(entry.name)) {
+    } else if (!mayHaveCommands.some((m) => m.name === entry.name)) {
       // (A managed one is a node that left the cluster: retired below, with its own warning.)
       warnings.push(
         `nodelocaldns:nodes: ${entry.name} is not a Node of the cluster and has no host: not switched`,
@@ -260,7 +305,7 @@ export function fleetPlan(
     }
   }
   const declared = new Set(nodes.map((n) => n.name));
-  const retired = managed.filter((m) => !declared.has(m.name) && !inCluster.has(m.name));
+  const retired = mayHaveCommands.filter((m) => !declared.has(m.name) && !inCluster.has(m.name));
   const warn = (message: string) => warnings.push(`nodelocaldns:discover: ${message}`);
   if (skipped.length > 0) warn(`not switched now: ${summarize(skipped)}`);
   if (kept.length > 0) warn(`left as they are: ${summarize(kept)}`);

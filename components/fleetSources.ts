@@ -52,10 +52,23 @@ export async function readConfigMapData(
   namespace: string,
   name: string,
 ): Promise<Record<string, string> | undefined> {
+  return (await readConfigMap(kube, namespace, name))?.data;
+}
+
+/** The annotations of ConfigMap namespace/name; undefined when there is no such ConfigMap. */
+export async function readConfigMapAnnotations(
+  kube: KubeSettings,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
+  return (await readConfigMap(kube, namespace, name))?.annotations;
+}
+
+async function readConfigMap(kube: KubeSettings, namespace: string, name: string) {
   const api = await coreV1Api(kube);
   try {
     const configMap = await api.readNamespacedConfigMap({ namespace, name });
-    return configMap.data ?? {};
+    return { data: configMap.data ?? {}, annotations: configMap.metadata?.annotations ?? {} };
   } catch (err) {
     if (apiStatus(err) === 404) return undefined;
     throw err;

@@ -6,7 +6,14 @@ export { nodeLocalDnsObjects, KubernetesObject, KubernetesObjects } from "./kube
 export { renderCorefile } from "./corefile";
 export { renderNodeProgram, renderNodeScript, NodeAction, NodeScriptParams } from "./nodeScript";
 export * from "./settings";
-export { clusterNodesFromList, fleetPlan, FleetPlan, ManagedNode } from "./discovery";
+export {
+  clusterNodesFromList,
+  fleetPlan,
+  FleetPlan,
+  ManagedNode,
+  MANAGED_NODES_RECORD,
+  managedNodesFromRecord,
+} from "./discovery";
 export { MONITORING_CRDS, MonitoringKind, monitoringObjects, monitoringPlan } from "./monitoring";
 export {
   hasKubeconfig,
@@ -16,6 +23,7 @@ export {
   previouslyManagedNodes,
   readKubeletClusterDns,
   providerKubeSettings,
+  readConfigMapAnnotations,
   readConfigMapData,
   KubeSettings,
 } from "./fleetSources";

@@ -7,6 +7,7 @@
 // for `__PILLAR__UPSTREAM__SERVERS__`.
 
 import { renderCorefile } from "./corefile";
+import { MANAGED_NODES_RECORD, managedNodesRecord } from "./discovery";
 import { DELIVERED_NODE_PROGRAM, NODE_PROGRAM_DELIVERY } from "./nodeScript";
 import {
   APP_NAME,
@@ -39,6 +40,8 @@ export interface KubernetesObjects {
   daemonSet: KubernetesObject;
   /** Headless `node-local-dns` Service exposing the metrics port. */
   metricsService: KubernetesObject;
+  /** With discovery: the nodes this update declares Commands for (discovery.ts). */
+  managedNodesConfigMap?: KubernetesObject;
   /** Apply order: the DaemonSet comes after the kube-dns-upstream Service and the ConfigMaps. */
   all: KubernetesObject[];
 }
@@ -161,6 +164,20 @@ function nodeProgramConfigMap(): KubernetesObject {
   };
 }
 
+function managedNodesConfigMap(s: ResolvedSettings): KubernetesObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    // Not the addon manager's Reconcile label: this object is ours alone, not an addon's.
+    metadata: {
+      name: MANAGED_NODES_RECORD.configMap,
+      namespace: NAMESPACE,
+      labels: { ...APP_LABELS },
+      annotations: { [MANAGED_NODES_RECORD.annotation]: managedNodesRecord(s.nodes) },
+    },
+  };
+}
+
 function daemonSet(s: ResolvedSettings): KubernetesObject {
   const containerResources = resources(s.resources);
   const container = {
@@ -258,13 +275,16 @@ export function nodeLocalDnsObjects(s: ResolvedSettings): KubernetesObjects {
     daemonSet: daemonSet(s),
     metricsService: metricsService(s),
   };
+  const record = s.discover === undefined ? undefined : managedNodesConfigMap(s);
   return {
     ...objects,
+    ...(record === undefined ? {} : { managedNodesConfigMap: record }),
     all: [
       objects.serviceAccount,
       objects.upstreamService,
       objects.configMap,
       objects.nodeProgramConfigMap,
+      ...(record === undefined ? [] : [record]),
       objects.daemonSet,
       objects.metricsService,
     ],

@@ -19,7 +19,7 @@ import { renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
 import { planRollout } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
 
-type RenderedObject = Exclude<keyof KubernetesObjects, "all">;
+type RenderedObject = Exclude<keyof KubernetesObjects, "all" | "managedNodesConfigMap">;
 
 export interface NodeLocalDnsArgs {
   /** Validated settings (see parseSettings); with discovery, `nodes` is the planned fleet. */
@@ -103,12 +103,28 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fields("nodeProgramConfigMap", "metadata", "data"),
       fixedName,
     );
+    // With discovery, the record of the nodes this update declares Commands for, written before
+    // any switch runs (the DaemonSet waits for it, the Commands for the DaemonSet): a failed
+    // update's switches are in it, though not in its stack outputs (discovery.ts).
+    const managedNodes =
+      settings.discover === undefined
+        ? []
+        : [
+            new k8s.core.v1.ConfigMap(
+              `${name}-managed-nodes`,
+              { metadata: objects.apply((o) => o.managedNodesConfigMap!.metadata) },
+              fixedName,
+            ),
+          ];
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
     // `pulumi up` then waits until every pod is ready (the provider's default await).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
       fields("daemonSet", "metadata", "spec"),
-      { ...fixedName, dependsOn: [serviceAccount, upstreamService, configMap, nodeProgram] },
+      {
+        ...fixedName,
+        dependsOn: [serviceAccount, upstreamService, configMap, nodeProgram, ...managedNodes],
+      },
     );
     const metricsService = new k8s.core.v1.Service(
       `${name}-metrics`,

@@ -4,6 +4,8 @@ import { describe, it } from "node:test";
 import {
   clusterNodesFromList,
   fleetPlan,
+  managedNodesFromRecord,
+  managedNodesRecord,
   matchesSelector,
   parseLabelSelector,
   type ClusterNode,
@@ -234,6 +236,31 @@ describe("fleetPlan", () => {
     assert.equal(plan.warnings.length, 2, "and the unpinned-key line: no word on the entry");
   });
 
+  it("a recorded node that a failed update switched: retired when gone, new when NotReady", () => {
+    const plan = fleetPlan(
+      discover(),
+      cluster(apiNode("kept", { ip: "10.0.0.1" }), apiNode("recorded-down", { ready: false })),
+      [],
+      [{ name: "kept", host: "10.0.0.1", port: 22 }],
+      // The record of the failed update: it declared these, its outputs were not recorded.
+      [
+        { name: "kept", host: "10.0.0.1", port: 22 },
+        { name: "recorded-gone", host: "10.0.0.7", port: 22 },
+        { name: "recorded-down", host: "10.0.0.8", port: 22 },
+      ],
+    );
+    assert.deepEqual(
+      plan.nodes.map((n) => n.name),
+      ["kept"],
+    );
+    assert.deepEqual(plan.retired, [{ name: "recorded-gone", host: "10.0.0.7", port: 22 }]);
+    // Whether its switch ran is not known: as a new node, it is not switched while NotReady.
+    assert.deepEqual(plan.warnings.slice(0, 2), [
+      "nodelocaldns:discover: not switched now: recorded-down (NotReady)",
+      "nodelocaldns:discover: left the cluster, retired without a revert: recorded-gone",
+    ]);
+  });
+
   it("explicit entries outside the cluster still work with a host, and are named without one", () => {
     const plan = fleetPlan(
       discover(),
@@ -277,5 +304,36 @@ describe("fleetPlan", () => {
     assert.deepEqual(plan.warnings, [
       "nodelocaldns:nodes[*].hostKey: not pinned for 2 of 3 nodes (b, c): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
     ]);
+  });
+});
+
+describe("the managed-nodes record", () => {
+  const nodes = [
+    { name: "w1", host: "10.0.0.1", port: 22 },
+    { name: "w2", host: "fd00::2", port: 2222 },
+  ];
+
+  it("is one node a line, and reads back as written", () => {
+    const text = managedNodesRecord(nodes);
+    assert.equal(
+      text,
+      '[\n{"name":"w1","host":"10.0.0.1","port":22},\n{"name":"w2","host":"fd00::2","port":2222}\n]\n',
+    );
+    assert.deepEqual(managedNodesFromRecord(text), nodes);
+    assert.equal(managedNodesRecord([]), "[]\n");
+  });
+
+  it("reads a missing or malformed record as no node, and drops malformed entries", () => {
+    assert.deepEqual(managedNodesFromRecord(undefined), []);
+    assert.deepEqual(managedNodesFromRecord("[{"), []);
+    assert.deepEqual(managedNodesFromRecord('{"name":"w1"}'), []);
+    assert.deepEqual(
+      managedNodesFromRecord('[{"name":"w1","host":"10.0.0.1","port":"22"},{"name":"w2"}]'),
+      [],
+    );
+    assert.deepEqual(
+      managedNodesFromRecord('[{"name":"w1","host":"h","port":22,"repairs":3,"extra":1}]'),
+      [{ name: "w1", host: "h", port: 22 }],
+    );
   });
 });

@@ -63,6 +63,19 @@ const KUBE_PROXY_CONFIG_MAP = {
   },
 };
 
+const MANAGED_NODES_CONFIG_MAP = {
+  kind: "ConfigMap",
+  apiVersion: "v1",
+  metadata: {
+    name: "node-local-dns-managed-nodes",
+    namespace: "kube-system",
+    annotations: {
+      "nodelocaldns.io/managed-nodes":
+        '[\n{"name":"w2","host":"10.0.0.2","port":22},\n{"name":"lost","host":"10.0.0.5","port":22}\n]\n',
+    },
+  },
+};
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-discovery-"));
 const requests: string[] = [];
 const server = http.createServer((req, res) => {
@@ -83,6 +96,11 @@ const server = http.createServer((req, res) => {
   } else if (req.method === "GET" && req.url?.startsWith("/api/v1/nodes")) {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify(NODE_LIST));
+  } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/node-local-dns-managed-nodes") {
+    // The record of the last update, which failed after switching "lost" (its outputs say
+    // nothing of it); that machine has left the cluster since.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(MANAGED_NODES_CONFIG_MAP));
   } else if (req.url === "/api/v1/namespaces/kube-system/configmaps/kube-proxy") {
     // kubeadm's kube-proxy ConfigMap, in nftables mode (the stack says ipvs: the default).
     res.writeHead(200, { "Content-Type": "application/json" });
@@ -236,14 +254,31 @@ describe("the program with discovery", () => {
     assert.equal(commandsOf("db").length, 0);
   });
 
-  it("retires the managed node that left the cluster: no create, update or delete", () => {
-    const gone = commandsOf("gone");
-    assert.equal(gone.length, 2);
+  it("retires the nodes that left the cluster, managed or recorded: no create, update or delete", () => {
+    const gone = [...commandsOf("gone"), ...commandsOf("lost")];
+    assert.equal(gone.length, 4);
     for (const r of gone) {
       assert.equal(r.inputs.create, undefined);
       assert.equal(r.inputs.delete, undefined);
       assert.deepEqual(r.ignoreChanges, ["triggers"]);
     }
+  });
+
+  it("records the declared nodes before any switch runs: a ConfigMap the DaemonSet waits for", () => {
+    assert.ok(
+      requests.includes(
+        "GET /api/v1/namespaces/kube-system/configmaps/node-local-dns-managed-nodes",
+      ),
+    );
+    const record = regs.find((r) => r.name === "nodelocaldns-managed-nodes")!;
+    assert.equal(record.type, "kubernetes:core/v1:ConfigMap");
+    assert.deepEqual((record.inputs.metadata as { annotations: unknown }).annotations, {
+      "nodelocaldns.io/managed-nodes":
+        '[\n{"name":"w1","host":"10.0.0.1","port":22},\n{"name":"w2","host":"10.0.0.2","port":22}\n]\n',
+    });
+    assert.equal(record.inputs.data, undefined);
+    const daemonSet = regs.find((r) => r.type === "kubernetes:apps/v1:DaemonSet")!;
+    assert.ok(daemonSet.dependencies.some((d) => d.endsWith("::nodelocaldns-managed-nodes")));
   });
 
   it("exports what the next update compares with, and says what it did in one line each", async () => {
@@ -257,7 +292,7 @@ describe("the program with discovery", () => {
       [
         "nodelocaldns:discover: not switched now: w3 (NotReady)",
         "nodelocaldns:discover: left as they are: w2 (NotReady)",
-        "nodelocaldns:discover: left the cluster, retired without a revert: gone",
+        "nodelocaldns:discover: left the cluster, retired without a revert: gone, lost",
         "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 2 nodes (w2): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
       ],
     );

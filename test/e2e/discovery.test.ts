@@ -105,7 +105,11 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     const starts = await Promise.all([n1, n2].map(async (n) => (await n.program.kubelet()).starts));
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
-    assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+    assert.equal(
+      up.summary?.resourceChanges?.create,
+      2,
+      JSON.stringify(up.summary?.resourceChanges),
+    );
     assert.deepEqual(await dnsOf(n3), [LOCAL_DNS_IP]);
     const after = await Promise.all([n1, n2].map(async (n) => (await n.program.kubelet()).starts));
     assert.deepEqual(after, starts, "the other nodes' kubelets were not restarted");
@@ -115,7 +119,11 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     await label(n1, "off");
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
-    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+    assert.equal(
+      up.summary?.resourceChanges?.delete,
+      2,
+      JSON.stringify(up.summary?.resourceChanges),
+    );
     assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
   });
 
@@ -124,7 +132,12 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
     assert.match(up.log, new RegExp(`left the cluster, retired without a revert: ${n2.name}`));
-    assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+    // Its switch and guard, and the managed-nodes record (which no longer lists it).
+    assert.equal(
+      up.summary?.resourceChanges?.update,
+      3,
+      JSON.stringify(up.summary?.resourceChanges),
+    );
     // The command provider logs each of its (up to 10) dials of a dead host: none was attempted.
     assert.doesNotMatch(up.log, /Dial \d+\/\d+ failed/);
     const managed = (up.outputs?.managedNodes as { name: string }[]).map((m) => m.name);
@@ -146,8 +159,13 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error ?? up.log);
       // The retired switch and guard are declared again with the same triggers: an update, which
-      // runs `update` on the node; the launcher switches a node that uses kube-dns.
-      assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+      // runs `update` on the node; the launcher switches a node that uses kube-dns. The third
+      // update is the managed-nodes record, which lists it again.
+      assert.equal(
+        up.summary?.resourceChanges?.update,
+        3,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.deepEqual(await dnsOf(rejoined), [LOCAL_DNS_IP]);
       const managed = (up.outputs?.managedNodes as { name: string }[]).map((m) => m.name).sort();
       assert.deepEqual(managed, [n2.name, n3.name]);
@@ -162,12 +180,54 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
       await cluster.removeNode(n3.name);
       const retire = await ws.operation("up", STACK);
       assert.ok(retire.ok, retire.error ?? retire.log);
-      assert.equal(retire.summary?.resourceChanges?.update, 2, JSON.stringify(retire.summary));
+      assert.equal(
+        retire.summary?.resourceChanges?.update,
+        3,
+        JSON.stringify(retire.summary?.resourceChanges),
+      );
       assert.doesNotMatch(retire.log, /Dial \d+\/\d+ failed/);
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error ?? up.log);
-      assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.delete,
+        2,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`kubelet-${n3.name}`));
+    },
+  );
+
+  it(
+    "a failed up switched a machine that then goes before the next up: that up retires it undialled",
+    STEP,
+    async () => {
+      // A new machine, first in the rollout order. n1, back in the selection and next in that
+      // order, fails its switch at once: its state directory may be written by others, which
+      // the node program refuses before changing anything.
+      const n0 = await cluster.addNode("e2e-node-0", 5);
+      await label(n0, "on");
+      ok(await ws.cli(["config", "set", "--path", "nodes[3].name", n0.name]));
+      ok(await ws.cli(["config", "set", "--path", "nodes[3].port", String(n0.port)]));
+      const key = fs.readFileSync(n0.program.node.privateKeyPath, "utf8");
+      ok(await ws.cli(["config", "set", "--secret", "--path", "nodes[3].privateKey"], key));
+      ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "1"]));
+      await setKnownHosts({});
+      ok(await n1.program.node.run("install -d -m 0777 /var/lib/nodelocaldns"));
+      await label(n1, "on");
+      const failed = await ws.operation("up", STACK);
+      assert.equal(failed.ok, false, "n1's switch refuses");
+      assert.deepEqual(await dnsOf(n0), [LOCAL_DNS_IP], "switched before the failure");
+      assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
+
+      // The machine goes; n1 is fixed. The failed update recorded no outputs, so only the
+      // managed-nodes record knows of n0.
+      await cluster.removeNode(n0.name);
+      ok(await n1.program.node.run("rm -rf /var/lib/nodelocaldns"));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.match(up.log, new RegExp(`left the cluster, retired without a revert: ${n0.name}`));
+      assert.doesNotMatch(up.log, /Dial \d+\/\d+ failed/);
+      assert.deepEqual(await dnsOf(n1), [LOCAL_DNS_IP]);
     },
   );
 

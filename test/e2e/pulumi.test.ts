@@ -214,7 +214,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
       // The guards' program does not hold the timeouts: only the two switches change.
-      assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.update,
+        2,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.deepEqual(await startsOf(cluster.nodes), before);
     },
   );
@@ -224,7 +228,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     await setNodes(cluster.nodes);
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error);
-    assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+    assert.equal(
+      up.summary?.resourceChanges?.create,
+      2,
+      JSON.stringify(up.summary?.resourceChanges),
+    );
     const after = await startsOf(cluster.nodes);
     assert.deepEqual(after.slice(0, 2), before.slice(0, 2));
     assert.equal(after[2], before[2]! + 1);
@@ -237,7 +245,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     await setNodes(cluster.nodes.slice(0, 2));
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error);
-    assert.equal(up.summary?.resourceChanges?.delete, 2, JSON.stringify(up.summary));
+    assert.equal(
+      up.summary?.resourceChanges?.delete,
+      2,
+      JSON.stringify(up.summary?.resourceChanges),
+    );
     const n3 = cluster.nodes[2]!;
     assert.deepEqual((await n3.program.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
     assert.equal(n3.program.text(CONFIG), originalConfig());
@@ -255,7 +267,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       ok(await ws.cli(["config", "set", "--path", "nodes[1].port", String(port)]));
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
-      assert.equal(up.summary?.resourceChanges?.replace, 2, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.replace,
+        2,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.deepEqual(
         startsSince(n2, mark),
         [KUBE_DNS_IP, LOCAL_DNS_IP],
@@ -337,7 +353,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       await installMonitoringCrds();
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
-      assert.equal(up.summary?.resourceChanges?.create, 2, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.create,
+        2,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.doesNotMatch(up.log, /skipped: CRD/);
       const out = path.join(ws.dir, "render-monitoring");
       const rendered = renderStackTo(out);
@@ -363,8 +383,16 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       ok(await ws.cli(["config", "set", "kubeadmKubeletConfig", "true"]));
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
-      assert.equal(up.summary?.resourceChanges?.create, 1, JSON.stringify(up.summary));
-      assert.equal(up.summary?.resourceChanges?.update, undefined, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.create,
+        1,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
+      assert.equal(
+        up.summary?.resourceChanges?.update,
+        undefined,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.equal(
         up.outputs?.kubeadmKubeletConfig,
         `kube-system/kubelet-config clusterDNS: [10.96.0.10] -> [${LOCAL_DNS_IP}]`,
@@ -412,7 +440,11 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       const before = await startsOf(cluster.nodes);
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
-      assert.equal(up.summary?.resourceChanges?.update, 1, JSON.stringify(up.summary));
+      assert.equal(
+        up.summary?.resourceChanges?.update,
+        1,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
       assert.equal((await kubeletConfigMap()).data.kubelet, current.data.kubelet, "repaired");
       assert.deepEqual(await startsOf(cluster.nodes), before, "no kubelet restarted");
       const again = await ws.operation("up", STACK);
