@@ -253,7 +253,7 @@ function deploy(
   return {
     outputs: stackOutputs(dns, fleet, repairs, switchedAt),
     verified,
-    pods: reportPods(switchedAt),
+    pods: reportPods(switchedAt, settings.restartWorkloads),
   };
 }
 

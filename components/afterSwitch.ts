@@ -1,7 +1,7 @@
 // What a `pulumi up` checks once the switches have run: each node it may have changed, read again
 // through the API server's configz proxy (one still off the cache fails the update), and the pods
-// set up before their node's switch (reported). Stack outputs of the program; neither runs in
-// preview, and neither changes anything.
+// set up before their node's switch (reported, and their workloads restarted when the stack asks).
+// Stack outputs of the program; neither runs in preview, and only that restart changes anything.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { FleetPlan, ManagedNode } from "./discovery";
@@ -22,7 +22,15 @@ import {
   type Verification,
 } from "./kubeletRepair";
 import type { LiveNodeView, LiveRead } from "./kubeletLive";
-import { podSummaries, podsLine, podsToRecreate, type PodsReport } from "./podsToRecreate";
+import {
+  podSummaries,
+  podsLine,
+  podsToRecreate,
+  workloadsToRestart,
+  type PodsReport,
+  type PodSummary,
+} from "./podsToRecreate";
+import { restartLine, restartWorkloads, type RestartResult } from "./workloadRestarts";
 
 /** One read of a node's configz after its switch, tried again while it cannot be read. */
 const AFTER_SWITCH_READ = { attempts: 3, pauseMs: 1_000 };
@@ -101,23 +109,32 @@ async function readAfterSwitch(
 /**
  * The pods to recreate (README "Pods to recreate"): once every switch has run, the pods created
  * before their node's switch that still ask kube-dns, with the commands to restart their
- * workloads. Reporting only. Not in preview; a failed pod list is one info line, never a failure.
+ * workloads. Reporting only, unless the stack sets restartWorkloads: then those workloads are
+ * restarted (workloadRestarts.ts), and the report says which were and which were not. Not in
+ * preview; a failed pod list is one info line, never a failure.
  */
 export function reportPods(
   switchedAt: pulumi.Output<Record<string, string | undefined>>,
-): pulumi.Output<PodsReport | string> {
+  restart: boolean,
+): pulumi.Output<PodsReport | (PodsReport & RestartResult) | string> {
   if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
   const kube = providerKubeSettings();
   if (!hasKubeconfig(kube)) return pulumi.output("not read: no kubeconfig");
-  return switchedAt.apply(async (times): Promise<PodsReport | string> => {
+  return switchedAt.apply(async (times) => {
+    let pods: PodSummary[];
     try {
-      const report = podsToRecreate(podSummaries(await listClusterPods(kube)), times);
-      await pulumi.log.info(podsLine(report));
-      return report;
+      pods = podSummaries(await listClusterPods(kube));
     } catch (err) {
       const reason = shortReason(err);
       await pulumi.log.info(`pods to recreate not read: ${reason}`);
       return `not read: ${reason}`;
     }
+    const report = podsToRecreate(pods, times);
+    await pulumi.log.info(podsLine(report));
+    if (!restart) return report;
+    const restarts = await restartWorkloads(kube, workloadsToRestart(pods, times));
+    const line = restartLine(restarts);
+    await (restarts.failed.length > 0 ? pulumi.log.warn(line) : pulumi.log.info(line));
+    return { ...report, ...restarts };
   });
 }

@@ -41,6 +41,7 @@ const KEYS = {
   fallbackToKubeDns: false,
   kubeadmKubeletConfig: false,
   liveView: false,
+  restartWorkloads: false,
   clusterDomain: false,
   kubeProxyMode: false,
   image: false,
@@ -129,6 +130,8 @@ export function parseSettings(raw: RawConfig): ParsedConfig {
     kubeadmKubeletConfig:
       c.boolean("kubeadmKubeletConfig", v.kubeadmKubeletConfig) ?? DEFAULTS.kubeadmKubeletConfig,
     liveView: c.boolean("liveView", v.liveView) ?? DEFAULTS.liveView,
+    restartWorkloads:
+      c.boolean("restartWorkloads", v.restartWorkloads) ?? DEFAULTS.restartWorkloads,
     clusterDomain:
       c.string("clusterDomain", v.clusterDomain, isDnsName, "a DNS name") ?? DEFAULTS.clusterDomain,
     kubeProxyMode,

@@ -35,6 +35,10 @@ const REFERENCE: Record<Key, [string, string]> = {
     code(String(DEFAULTS.liveView)),
     "at program time (preview too), read each node's running cluster DNS through the API server's configz proxy (RBAC `nodes/proxy`) and report it (stack output `kubeletLive`, one summary line); switch drifted nodes again and read changed nodes after their switch (README \"Live view\")",
   ],
+  restartWorkloads: [
+    code(String(DEFAULTS.restartWorkloads)),
+    '`true`: after each `up`, restart the Deployments, StatefulSets and DaemonSets whose pods still ask kube-dns, as `kubectl rollout restart` does (RBAC `patch` on them); bare pods are only reported (README "Pods to recreate")',
+  ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [
     code(DEFAULTS.kubeProxyMode),

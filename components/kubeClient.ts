@@ -11,7 +11,7 @@ export interface KubeSettings {
 }
 
 /** The client module and the KubeConfig of these settings. */
-async function loadKubeConfig(kube: KubeSettings) {
+export async function loadKubeConfig(kube: KubeSettings) {
   // Loaded only when needed: an ES module (require(esm), Node >= 20.19).
   const k8s = await import("@kubernetes/client-node");
   const kubeconfig = new k8s.KubeConfig();

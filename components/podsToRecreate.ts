@@ -106,6 +106,15 @@ function workloadOf(
   return undefined;
 }
 
+/** A workload whose pods ask the old resolver, and the switch time its restart is stamped with. */
+export interface WorkloadRestart {
+  namespace: string;
+  /** `deployment/x`, `statefulset/x` or `daemonset/x`, as `kubectl rollout restart` takes it. */
+  workload: string;
+  /** The latest switch among the nodes of its pods that are to recreate. */
+  switchedAt: string;
+}
+
 export interface PodsReport {
   /** Pods still on the old resolver, on the nodes with a known switch time. */
   count: number;
@@ -120,6 +129,18 @@ export interface PodsReport {
 /** At most this many commands and pods in the report; the count says how many in all. */
 const LISTED_MAX = 50;
 
+/** The pods created before their node's switch that ask the cluster DNS, still running. */
+function stalePods(
+  pods: PodSummary[],
+  switchedAt: Record<string, string | undefined>,
+): PodSummary[] {
+  return pods.filter((pod) => {
+    const since = switchedAt[pod.nodeName];
+    // Both times are to the second: a pod of the switch's own second counts (never left out).
+    return since !== undefined && pod.usesClusterDns && !pod.finished && pod.createdAt <= since;
+  });
+}
+
 /**
  * The pods created before their node's switch that ask the cluster DNS. switchedAt: per switched
  * node, when its kubelet ran with the cache (undefined: not known).
@@ -128,29 +149,52 @@ export function podsToRecreate(
   pods: PodSummary[],
   switchedAt: Record<string, string | undefined>,
 ): PodsReport {
-  const stale = pods.filter((pod) => {
-    const since = switchedAt[pod.nodeName];
-    // Both times are to the second: a pod of the switch's own second counts (never left out).
-    return since !== undefined && pod.usesClusterDns && !pod.finished && pod.createdAt <= since;
-  });
-  const commands = new Set<string>();
-  const others: string[] = [];
-  for (const pod of stale) {
-    if (pod.workload !== undefined) {
-      commands.add(`kubectl -n ${pod.namespace} rollout restart ${pod.workload}`);
-    } else {
-      others.push(`${pod.namespace}/${pod.name}`);
-    }
-  }
+  const stale = stalePods(pods, switchedAt);
+  const commands = workloadsToRestart(pods, switchedAt).map(
+    ({ namespace, workload }) => `kubectl -n ${namespace} rollout restart ${workload}`,
+  );
+  const others = stale
+    .filter((pod) => pod.workload === undefined)
+    .map((pod) => `${pod.namespace}/${pod.name}`);
   return {
     count: stale.length,
-    commands: [...commands].sort().slice(0, LISTED_MAX),
+    commands: commands.slice(0, LISTED_MAX),
     others: others.sort().slice(0, LISTED_MAX),
     unknownSwitchTime: Object.entries(switchedAt)
       .filter(([, at]) => at === undefined)
       .map(([node]) => node)
       .sort(),
   };
+}
+
+/**
+ * Every workload that owns a pod to recreate, sorted by namespace and name, with the latest
+ * switch time among those pods' nodes: what restartWorkloads stamps the restart with, so that a
+ * second `up` with the same switches asks for no second rollout.
+ */
+export function workloadsToRestart(
+  pods: PodSummary[],
+  switchedAt: Record<string, string | undefined>,
+): WorkloadRestart[] {
+  const latest = new Map<string, WorkloadRestart>();
+  for (const pod of stalePods(pods, switchedAt)) {
+    if (pod.workload === undefined) continue;
+    const at = switchedAt[pod.nodeName]!;
+    const key = `${pod.namespace} ${pod.workload}`;
+    const known = latest.get(key);
+    if (known === undefined || known.switchedAt < at) {
+      latest.set(key, { namespace: pod.namespace, workload: pod.workload, switchedAt: at });
+    }
+  }
+  return [...latest.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, restart]) => restart);
+}
+
+/** The annotation `kubectl rollout restart` sets on a workload's pod template. */
+export const RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt";
+
+/** The merge patch that restarts a workload as `kubectl rollout restart` does, stamped `at`. */
+export function restartPatch(at: string): object {
+  return { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: at } } } } };
 }
 
 /** One line for the update's log. */

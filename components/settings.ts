@@ -89,6 +89,8 @@ export interface Settings {
   kubeadmKubeletConfig: boolean;
   /** Read each node's running cluster DNS (configz, through the API server) at program time. */
   liveView: boolean;
+  /** After an up, restart the workloads whose pods still ask kube-dns (podsToRecreate.ts). */
+  restartWorkloads: boolean;
   clusterDomain: string;
   kubeProxyMode: KubeProxyMode;
   image: string;
@@ -121,6 +123,7 @@ export const DEFAULTS = {
   fallbackToKubeDns: false,
   kubeadmKubeletConfig: false,
   liveView: true,
+  restartWorkloads: false,
   clusterDomain: "cluster.local",
   kubeProxyMode: "ipvs" as KubeProxyMode,
   image: "registry.k8s.io/dns/k8s-dns-node-cache:1.26.8",

@@ -201,7 +201,7 @@ describe("parseSettings rejects bad config, naming each key", () => {
       "unknown keys at every level",
       { locaDnsIp: "1.2.3.4", cache: { ttl: 30, tll: 5 }, rollout: { batch: 2 } },
       [
-        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, kubeadmKubeletConfig, liveView, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, monitoring, nodes, discover, ssh, kubelet, rollout, stateDir)",
+        "nodelocaldns:locaDnsIp: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, kubeadmKubeletConfig, liveView, restartWorkloads, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, monitoring, nodes, discover, ssh, kubelet, rollout, stateDir)",
         "nodelocaldns:cache.tll: unknown key (known keys: successSize, successTtl, denialSize, denialTtl, ttl)",
         "nodelocaldns:rollout.batch: unknown key (known keys: batchSize, canary, maxBatch, growth, readyTimeoutSeconds, kubeletTimeoutSeconds)",
       ],

@@ -7,8 +7,10 @@ import {
   podSummaries,
   podsLine,
   podsToRecreate,
+  restartPatch,
   switchedAtFromOutput,
   switchTimes,
+  workloadsToRestart,
 } from "../components/podsToRecreate";
 
 const SWITCHED = "2026-11-26T10:00:00Z";
@@ -113,6 +115,35 @@ describe("podsToRecreate", () => {
     ]);
     assert.deepEqual(report.others, ["shop/bare", "shop/job-x"]);
     assert.deepEqual(report.unknownSwitchTime, ["n2"]);
+  });
+
+  it("restarts each workload once, stamped with the latest switch among its pods' nodes", () => {
+    const spread = podSummaries([
+      ...["n1", "n2", "n3"].map((node, i) =>
+        pod(`web-5d9c-${i}`, {
+          node,
+          owner: { kind: "ReplicaSet", name: "web-5d9c" },
+          labels: { "pod-template-hash": "5d9c" },
+        }),
+      ),
+      pod("db-0", { owner: { kind: "StatefulSet", name: "db" } }),
+      pod("bare"),
+    ]);
+    // n3 switched before its web pod was created: that pod is not one to recreate.
+    const restarts = workloadsToRestart(spread, { n1: SWITCHED, n2: AFTER, n3: BEFORE });
+    assert.deepEqual(restarts, [
+      { namespace: "shop", workload: "deployment/web", switchedAt: AFTER },
+      { namespace: "shop", workload: "statefulset/db", switchedAt: SWITCHED },
+    ]);
+    assert.deepEqual(workloadsToRestart(spread, {}), [], "no switched node, nothing to restart");
+  });
+
+  it("restarts as `kubectl rollout restart` does: one pod template annotation", () => {
+    assert.deepEqual(restartPatch(SWITCHED), {
+      spec: {
+        template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": SWITCHED } } },
+      },
+    });
   });
 
   it("counts a pod created in the switch's own second (times are to the second)", () => {

@@ -20,7 +20,7 @@ it("fails with every problem listed and registers nothing", async () => {
       err.message,
       [
         "invalid nodelocaldns configuration (4 problems):",
-        "  - nodelocaldns:colour: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, kubeadmKubeletConfig, liveView, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, monitoring, nodes, discover, ssh, kubelet, rollout, stateDir)",
+        "  - nodelocaldns:colour: unknown key (known keys: clusterDnsIp, dnsServiceName, localDnsIp, fallbackToKubeDns, kubeadmKubeletConfig, liveView, restartWorkloads, clusterDomain, kubeProxyMode, image, cache, healthPort, metricsPort, resources, priorityClassName, tolerations, nodeSelector, monitoring, nodes, discover, ssh, kubelet, rollout, stateDir)",
         '  - nodelocaldns:localDnsIp: "169.254.20" is not an IP address',
         '  - nodelocaldns:kubeProxyMode: "userspace" is not one of ipvs, iptables, nftables',
         '  - nodelocaldns:nodes[0].host: "10.0.0.1; reboot" is not a hostname or IP address',

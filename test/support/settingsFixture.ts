@@ -11,6 +11,7 @@ export function resolvedSettings(overrides: Partial<ResolvedSettings> = {}): Res
     fallbackToKubeDns: DEFAULTS.fallbackToKubeDns,
     kubeadmKubeletConfig: DEFAULTS.kubeadmKubeletConfig,
     liveView: DEFAULTS.liveView,
+    restartWorkloads: DEFAULTS.restartWorkloads,
     clusterDomain: DEFAULTS.clusterDomain,
     kubeProxyMode: DEFAULTS.kubeProxyMode,
     image: DEFAULTS.image,
