@@ -33,6 +33,7 @@ import {
   readKubeletClusterDns,
   reportPods,
   verifySwitches,
+  switchesOfThisUpdate,
   switchTimes,
   repairLine,
   repairNumbers,
@@ -238,22 +239,28 @@ function deploy(
     dns.kubeletSwitches,
     lastManagedNodes().catch(() => []),
   );
-  const switchedAt = pulumi
+  // Each node's switch time (its output, else the last update's record), and the switches this
+  // update made (restartWorkloads restarts the workloads of the pods set up before those).
+  const switches = pulumi
     .all([
       pulumi.all(dns.kubeletSwitches.map((command) => command.stdout)),
       lastManagedNodes().catch(() => []),
     ])
-    .apply(([stdouts, before]) =>
-      switchTimes(
-        fleet.nodes.map((node) => node.name),
-        stdouts,
-        before,
-      ),
-    );
+    .apply(([stdouts, before]) => {
+      const names = fleet.nodes.map((node) => node.name);
+      return {
+        times: switchTimes(names, stdouts, before),
+        now: switchesOfThisUpdate(names, stdouts, before),
+      };
+    });
+  const switchedAt = switches.apply((s) => s.times);
   return {
     outputs: stackOutputs(dns, fleet, repairs, switchedAt),
     verified,
-    pods: reportPods(switchedAt, settings.restartWorkloads),
+    pods: reportPods(
+      switchedAt,
+      settings.restartWorkloads ? switches.apply((s) => s.now) : undefined,
+    ),
   };
 }
 

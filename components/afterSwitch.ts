@@ -15,7 +15,6 @@ import {
 import { shortReason } from "./kubeClient";
 import {
   nodesToVerify,
-  switchedInThisUpdate,
   verification,
   verificationFailure,
   verificationLine,
@@ -26,6 +25,7 @@ import {
   podSummaries,
   podsLine,
   podsToRecreate,
+  switchedInThisUpdate,
   workloadsToRestart,
   type PodsReport,
   type PodSummary,
@@ -109,18 +109,21 @@ async function readAfterSwitch(
 /**
  * The pods to recreate (README "Pods to recreate"): once every switch has run, the pods created
  * before their node's switch that still ask kube-dns, with the commands to restart their
- * workloads. Reporting only, unless the stack sets restartWorkloads: then those workloads are
- * restarted (workloadRestarts.ts), and the report says which were and which were not. Not in
- * preview; a failed pod list is one info line, never a failure.
+ * workloads. Reporting only, unless the stack sets restartWorkloads (restartAfter: the switches
+ * this update made): then the workloads of the pods set up before those switches are restarted
+ * (workloadRestarts.ts), and the report says which were and which were not. An update that
+ * switches nothing restarts nothing: `pulumi destroy --run-program` runs this program too, and a
+ * restart there would give the new pods the cache that is about to go. Not in preview; a failed
+ * pod list is one info line, never a failure.
  */
 export function reportPods(
   switchedAt: pulumi.Output<Record<string, string | undefined>>,
-  restart: boolean,
+  restartAfter?: pulumi.Output<Record<string, string>>,
 ): pulumi.Output<PodsReport | (PodsReport & RestartResult) | string> {
   if (pulumi.runtime.isDryRun()) return pulumi.output("not in preview");
   const kube = providerKubeSettings();
   if (!hasKubeconfig(kube)) return pulumi.output("not read: no kubeconfig");
-  return switchedAt.apply(async (times) => {
+  return pulumi.all([switchedAt, restartAfter]).apply(async ([times, switchedNow]) => {
     let pods: PodSummary[];
     try {
       pods = podSummaries(await listClusterPods(kube));
@@ -131,8 +134,8 @@ export function reportPods(
     }
     const report = podsToRecreate(pods, times);
     await pulumi.log.info(podsLine(report));
-    if (!restart) return report;
-    const restarts = await restartWorkloads(kube, workloadsToRestart(pods, times));
+    if (switchedNow === undefined) return report;
+    const restarts = await restartWorkloads(kube, workloadsToRestart(pods, switchedNow));
     const line = restartLine(restarts);
     await (restarts.failed.length > 0 ? pulumi.log.warn(line) : pulumi.log.info(line));
     return { ...report, ...restarts };

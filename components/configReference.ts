@@ -37,7 +37,7 @@ const REFERENCE: Record<Key, [string, string]> = {
   ],
   restartWorkloads: [
     code(String(DEFAULTS.restartWorkloads)),
-    '`true`: after each `up`, restart the Deployments, StatefulSets and DaemonSets whose pods still ask kube-dns, as `kubectl rollout restart` does (RBAC `patch` on them); bare pods are only reported (README "Pods to recreate")',
+    '`true`: after each `up`, restart the Deployments, StatefulSets and DaemonSets whose pods were set up before a switch that `up` made, as `kubectl rollout restart` does (RBAC `patch` on them); bare pods are only reported (README "Pods to recreate")',
   ],
   clusterDomain: [code(DEFAULTS.clusterDomain), "cluster DNS domain"],
   kubeProxyMode: [

@@ -45,6 +45,7 @@ export {
   podsToRecreate,
   PodsReport,
   PodSummary,
+  switchesOfThisUpdate,
   switchTimes,
   switchedAtFromOutput,
 } from "./podsToRecreate";

@@ -5,7 +5,6 @@
 // the control plane after its switch.
 import { MAX_REPAIRS, type ManagedNode } from "./discovery";
 import { nameList, type LiveNodeView, type LiveRead } from "./kubeletLive";
-import { switchedAtFromOutput } from "./podsToRecreate";
 
 /**
  * This update's repair number per node: the last update's (its managedNodes output), plus one for
@@ -55,21 +54,6 @@ export function nodesToVerify(
 ): string[] {
   if (typeof view === "string") return [];
   return nodes.filter((name) => view[name]?.state !== "switched");
-}
-
-/**
- * Whether a node's switch Command switched its kubelet in this update: its output states a switch
- * time, and not the one the last update recorded. A Command the engine did not run keeps its old
- * output (a node left out by `pulumi up --target`, every Command under
- * `pulumi destroy --run-program`), which states the recorded time or none; a switch that found the
- * node already switched states none either (the node program checked the running kubelet itself).
- */
-export function switchedInThisUpdate(
-  stdout: string | undefined,
-  recordedSwitchedAt: string | undefined,
-): boolean {
-  const switchedAt = switchedAtFromOutput(stdout ?? "");
-  return switchedAt !== undefined && switchedAt !== recordedSwitchedAt;
 }
 
 /** What the control plane said of a node after its switch. */

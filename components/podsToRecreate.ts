@@ -25,6 +25,40 @@ export function switchedAtFromOutput(stdout: string): string | undefined {
 }
 
 /**
+ * Whether a node's switch Command switched its kubelet in this update: its output states a switch
+ * time, and not the one the last update recorded. A Command the engine did not run keeps its old
+ * output (a node left out by `pulumi up --target`, every Command under
+ * `pulumi destroy --run-program`), which states the recorded time or none; a switch that found the
+ * node already switched states none either (the node program checked the running kubelet itself).
+ */
+export function switchedInThisUpdate(
+  stdout: string | undefined,
+  recordedSwitchedAt: string | undefined,
+): boolean {
+  const switchedAt = switchedAtFromOutput(stdout ?? "");
+  return switchedAt !== undefined && switchedAt !== recordedSwitchedAt;
+}
+
+/**
+ * Per node of the fleet that this update switched (switchedInThisUpdate), the time of that switch.
+ * The nodes it did not switch are left out.
+ */
+export function switchesOfThisUpdate(
+  nodes: string[],
+  stdouts: (string | undefined)[],
+  before: { name: string; switchedAt?: string }[],
+): Record<string, string> {
+  const recorded = new Map(before.map((node) => [node.name, node.switchedAt]));
+  const switched: Record<string, string> = {};
+  nodes.forEach((name, i) => {
+    if (switchedInThisUpdate(stdouts[i], recorded.get(name))) {
+      switched[name] = switchedAtFromOutput(stdouts[i]!)!;
+    }
+  });
+  return switched;
+}
+
+/**
  * Per node of the fleet, when its kubelet switched to the cache: what this update's switch said,
  * else what the last update recorded (a switch that found the node already switched says nothing).
  */
@@ -168,9 +202,9 @@ export function podsToRecreate(
 }
 
 /**
- * Every workload that owns a pod to recreate, sorted by namespace and name, with the latest
- * switch time among those pods' nodes: what restartWorkloads stamps the restart with, so that a
- * second `up` with the same switches asks for no second rollout.
+ * Every workload that owns a pod set up before its node's switch in `switchedAt` (restartWorkloads
+ * passes the switches of this update), sorted by namespace and name, with the latest switch time
+ * among those pods' nodes: what the restart is stamped with.
  */
 export function workloadsToRestart(
   pods: PodSummary[],

@@ -1,8 +1,8 @@
 // restartWorkloads: the one change the program makes outside its resources, and only when the
-// stack asks for it. After an `up`, each workload that owns a pod still asking kube-dns gets what
-// `kubectl rollout restart` does: an annotation on its pod template, whose change makes its
-// controller replace the pods. The annotation holds the node's switch time (workloadsToRestart),
-// so an `up` that switched nothing new patches the same value again, and no second rollout starts.
+// stack asks for it. After an `up`, each workload that owns a pod set up before a switch of that
+// `up` gets what `kubectl rollout restart` does: an annotation on its pod template, whose change
+// makes its controller replace the pods. The annotation holds the switch time (workloadsToRestart):
+// the same switches give the same value, and a patch with the same value starts no rollout.
 import {
   abortableRequest,
   apiError,

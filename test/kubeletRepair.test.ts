@@ -8,7 +8,6 @@ import {
   nodesToVerify,
   repairLine,
   repairNumbers,
-  switchedInThisUpdate,
   verification,
   verificationFailure,
   verificationLine,
@@ -92,26 +91,6 @@ describe("nodesToVerify", () => {
       "adopted",
     ]);
     assert.deepEqual(nodesToVerify(["healthy"], "not read: no kubeconfig"), []);
-  });
-});
-
-describe("switchedInThisUpdate", () => {
-  const line = (at: string) =>
-    `nodelocaldns[n]: restarting kubelet\nnodelocaldns[n]: switched: cluster DNS ${KUBE_DNS} -> ` +
-    `${CACHE} in /etc/kubernetes/kubelet at ${at}\n`;
-  const RECORDED = "2026-11-20T08:00:00Z";
-  const NOW = "2026-11-26T12:00:00Z";
-
-  it("is true for a switch whose output states a time the last update did not record", () => {
-    assert.equal(switchedInThisUpdate(line(NOW), RECORDED), true);
-    assert.equal(switchedInThisUpdate(line(NOW), undefined), true, "a first switch");
-  });
-
-  it("is false for a Command the engine did not run, or a switch that found nothing to do", () => {
-    assert.equal(switchedInThisUpdate(line(RECORDED), RECORDED), false, "its old output");
-    assert.equal(switchedInThisUpdate(undefined, RECORDED), false, "no output (not created)");
-    const nothingToDo = "nodelocaldns[n]: already switched: kubelet uses 169.254.20.10\n";
-    assert.equal(switchedInThisUpdate(nothingToDo, undefined), false);
   });
 });
 

@@ -9,6 +9,8 @@ import {
   podsToRecreate,
   restartPatch,
   switchedAtFromOutput,
+  switchedInThisUpdate,
+  switchesOfThisUpdate,
   switchTimes,
   workloadsToRestart,
 } from "../components/podsToRecreate";
@@ -74,6 +76,44 @@ describe("switchedAtFromOutput", () => {
         ],
       ),
       { n1: SWITCHED, n2: AFTER, n3: undefined },
+    );
+  });
+});
+
+describe("switchedInThisUpdate", () => {
+  const line = (at: string) =>
+    `nodelocaldns[n]: restarting kubelet\nnodelocaldns[n]: switched: cluster DNS 10.96.0.10 -> ` +
+    `169.254.20.10 in /etc/kubernetes/kubelet at ${at}\n`;
+  const RECORDED = "2026-11-20T08:00:00Z";
+  const NOW = "2026-11-26T12:00:00Z";
+
+  it("is true for a switch whose output states a time the last update did not record", () => {
+    assert.equal(switchedInThisUpdate(line(NOW), RECORDED), true);
+    assert.equal(switchedInThisUpdate(line(NOW), undefined), true, "a first switch");
+  });
+
+  it("is false for a Command the engine did not run, or a switch that found nothing to do", () => {
+    assert.equal(switchedInThisUpdate(line(RECORDED), RECORDED), false, "its old output");
+    assert.equal(switchedInThisUpdate(undefined, RECORDED), false, "no output (not created)");
+    const nothingToDo = "nodelocaldns[n]: already switched: kubelet uses 169.254.20.10\n";
+    assert.equal(switchedInThisUpdate(nothingToDo, undefined), false);
+  });
+});
+
+describe("switchesOfThisUpdate", () => {
+  it("keeps the time of each node that this update switched, and only those", () => {
+    const line = (at: string) => `nodelocaldns[n]: switched: cluster DNS a -> b in f at ${at}\n`;
+    assert.deepEqual(
+      switchesOfThisUpdate(
+        ["new", "repaired", "untouched", "not-run"],
+        [line(AFTER), line(AFTER), line(SWITCHED), undefined],
+        [
+          { name: "repaired", switchedAt: SWITCHED },
+          { name: "untouched", switchedAt: SWITCHED },
+          { name: "not-run", switchedAt: SWITCHED },
+        ],
+      ),
+      { new: AFTER, repaired: AFTER },
     );
   });
 });

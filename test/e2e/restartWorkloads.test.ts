@@ -1,7 +1,9 @@
 // restartWorkloads through the real engine and a real control plane (API server, controller
 // manager, scheduler, kwok): a Deployment whose pod a node's kubelet set up before the switch is
-// listed by `up` and restarted, as `kubectl rollout restart` does; its controller replaces the pod,
-// and the next `up` finds nothing to recreate and starts no second rollout.
+// listed by `up`, left alone by `destroy --run-program` (which switches nothing: a restart there
+// would hand the new pod the cache that is about to go), and restarted by the `up` that switches
+// the node again, as `kubectl rollout restart` does; its controller replaces the pod, and the next
+// `up` finds nothing to recreate and starts no second rollout.
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -67,7 +69,6 @@ describe("restartWorkloads, for real", { ...options, concurrency: 1 }, () => {
         60_000,
       );
       ok(await ws.cli(["stack", "init", STACK]));
-      ok(await ws.cli(["config", "set", "restartWorkloads", "true"]));
       ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
       ok(await ws.cli(["config", "set", "--path", "rollout.kubeletTimeoutSeconds", "30"]));
       ok(await ws.cli(["config", "set", "--path", "nodes[0].name", node.name]));
@@ -84,8 +85,34 @@ describe("restartWorkloads, for real", { ...options, concurrency: 1 }, () => {
     await cluster?.stop();
   });
 
+  it("up without restartWorkloads lists the Deployment and restarts nothing", STEP, async () => {
+    const up = await ws.operation("up", STACK);
+    assert.ok(up.ok, up.error ?? up.log);
+    assert.deepEqual(up.outputs?.podsToRecreate, {
+      count: 1,
+      commands: ["kubectl -n default rollout restart deployment/web"],
+      others: [],
+      unknownSwitchTime: [],
+    });
+    assert.equal((await deployment()).metadata.generation, 1);
+  });
+
   it(
-    "up lists the Deployment and restarts it, stamped with the node's switch time",
+    "destroy --run-program with restartWorkloads restarts nothing: it switches no node",
+    STEP,
+    async () => {
+      ok(await ws.cli(["config", "set", "restartWorkloads", "true"]));
+      const down = await ws.operation("destroy", STACK, { runProgram: true });
+      assert.ok(down.ok, down.error ?? down.log);
+      assert.match(down.log, /restartWorkloads: restarted 0 workload\(s\)\n/);
+      const web = await deployment();
+      assert.equal(web.metadata.generation, 1);
+      assert.equal(web.spec.template.metadata?.annotations?.[RESTARTED_AT], undefined);
+    },
+  );
+
+  it(
+    "up switches the node again and restarts the Deployment, stamped with the switch time",
     STEP,
     async () => {
       const [before] = await webPods();
