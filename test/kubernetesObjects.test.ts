@@ -273,6 +273,52 @@ describe("nodeLocalDnsObjects", () => {
     }
   });
 
+  it("with discovery, records the declared nodes in a ConfigMap applied before the DaemonSet", () => {
+    const node = (name: string, host: string) => ({
+      name,
+      host,
+      port: 22,
+      user: "root",
+      sudo: false,
+      kubelet: { format: "auto" as const },
+    });
+    const discover = {
+      selectorText: "",
+      selector: [],
+      exclude: [],
+      addressType: "InternalIP" as const,
+      template: { port: 22, user: "root", sudo: false, kubelet: { format: "auto" as const } },
+    };
+    const nodes = [node("w1", "10.0.0.1"), node("w2", "10.0.0.2")];
+    const objects = nodeLocalDnsObjects(resolvedSettings({ nodes, discover }));
+    assert.deepEqual(objects.managedNodesConfigMap, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "node-local-dns-managed-nodes",
+        namespace: "kube-system",
+        labels: { "k8s-app": "node-local-dns" },
+        annotations: {
+          "nodelocaldns.io/managed-nodes":
+            '[\n{"name":"w1","host":"10.0.0.1","port":22},\n{"name":"w2","host":"10.0.0.2","port":22}\n]\n',
+        },
+      },
+    });
+    assert.deepEqual(
+      objects.all.map((o) => o.metadata.name),
+      [
+        "node-local-dns",
+        "kube-dns-upstream",
+        "node-local-dns",
+        "node-local-dns-node-program",
+        "node-local-dns-managed-nodes",
+        "node-local-dns",
+        "node-local-dns",
+      ],
+    );
+    assert.equal(nodeLocalDnsObjects(resolvedSettings({ nodes })).managedNodesConfigMap, undefined);
+  });
+
   it("carries non-default settings into every object", () => {
     const o = nodeLocalDnsObjects(NON_DEFAULT);
     assert.deepEqual(o.serviceAccount, expectedServiceAccount());
