@@ -4,7 +4,10 @@
 // kube-dns stand-in on the ClusterIP. A pod runner plays kubelet for the node-local-dns
 // DaemonSet: while the DaemonSet exists it runs the cache (the node-cache stand-in) on every
 // node with the ConfigMap and args the API server holds, restarts it when they change, and stops
-// it when the DaemonSet is deleted. Like kubelet, it also writes the pod's node-program volume
+// it when the DaemonSet is deleted. As kubelet does, it lets a pod object go only once the cache
+// has stopped (a finalizer it removes after that), so that when a deletion of the DaemonSet
+// (foreground, as the kubernetes provider does it) completes, no cache runs on a node that had
+// no other pod of it. Like kubelet, it also writes the pod's node-program volume
 // (the ConfigMap node-local-dns-node-program) on the node, updates it in place when the
 // ConfigMap changes, and removes the pod's directory with the pod. Every DNS packet stays inside
 // a node's own namespace.
@@ -46,6 +49,9 @@ import {
 export const KUBE_DNS_IP = "10.96.0.10";
 const NS = "/api/v1/namespaces/kube-system";
 const DS_PATH = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
+const PODS = `${NS}/pods?labelSelector=${encodeURIComponent("k8s-app=node-local-dns")}`;
+/** The pod runner's finalizer: the pod object stays until the runner has stopped its cache. */
+const POD_FINALIZER = "e2e.nodelocaldns.io/cache-stopped";
 
 export interface ClusterNode {
   name: string;
@@ -68,8 +74,18 @@ export interface E2eClusterOptions {
   nodeNetwork?: NodeNetwork;
 }
 
+interface Pod {
+  metadata: {
+    name: string;
+    resourceVersion: string;
+    deletionTimestamp?: string;
+    finalizers?: string[];
+  };
+  spec: { nodeName?: string };
+}
+
 interface DaemonSet {
-  metadata: { uid: string };
+  metadata: { uid: string; deletionTimestamp?: string };
   spec: { template: { spec: { containers: { name: string; args: string[] }[] } } };
 }
 
@@ -220,6 +236,7 @@ export class E2eCluster {
 
   private async syncPods(): Promise<void> {
     const api = this.controlPlane.api;
+    await this.holdPods();
     const ds = await api.get<DaemonSet>(DS_PATH);
     if (ds.status === 404) {
       for (const node of this.nodes) {
@@ -229,6 +246,8 @@ export class E2eCluster {
       return;
     }
     const daemonSet = expectOk(ds, "get DaemonSet");
+    // Being deleted (foreground): its pods are going, and no cache starts again.
+    if (daemonSet.metadata.deletionTimestamp !== undefined) return;
     await this.syncProgramVolumes(daemonSet.metadata.uid);
     const cm = await api.get<{ data: { Corefile: string } }>(`${NS}/configmaps/node-local-dns`);
     const upstream = await api.get<{ spec: { clusterIP: string } }>(
@@ -248,6 +267,40 @@ export class E2eCluster {
         binaryPath: this.nodeCacheBinary,
       });
       node.cacheKey = key;
+    }
+  }
+
+  /**
+   * kubelet's part for pods that go: a pod being deleted stops the cache on its node (unless
+   * another pod of the DaemonSet still runs there, as in an upgrade's surge), and only then may
+   * its object go. Every pod gets the runner's finalizer for that; a patch that loses a race (409)
+   * is retried by the next round.
+   */
+  private async holdPods(): Promise<void> {
+    const api = this.controlPlane.api;
+    const pods = expectOk(await api.list<Pod>(PODS), "list node-local-dns pods").items;
+    for (const pod of pods) {
+      const finalizers = pod.metadata.finalizers ?? [];
+      const deleting = pod.metadata.deletionTimestamp !== undefined;
+      const held = finalizers.includes(POD_FINALIZER);
+      if (deleting === held) {
+        if (deleting) {
+          const node = this.nodes.find((n) => n.name === pod.spec.nodeName);
+          const served = pods.some(
+            (p) =>
+              p.spec.nodeName === pod.spec.nodeName && p.metadata.deletionTimestamp === undefined,
+          );
+          if (node !== undefined && !served) await this.stopCache(node);
+        }
+        const next = deleting
+          ? finalizers.filter((f) => f !== POD_FINALIZER)
+          : [...finalizers, POD_FINALIZER];
+        await api.patch(
+          `${NS}/pods/${pod.metadata.name}`,
+          { metadata: { finalizers: next, resourceVersion: pod.metadata.resourceVersion } },
+          "merge",
+        );
+      }
     }
   }
 

@@ -29,6 +29,7 @@ export {
   type ApiResponse,
   type DeleteOptions,
   type PatchType,
+  type WatchEvent,
 } from "./controlPlane/api";
 export {
   DEFAULT_AUDIT_POLICY,

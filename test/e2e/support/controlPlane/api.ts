@@ -25,6 +25,12 @@ const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   json: "application/json-patch+json",
 };
 
+/** One event of a watch stream. */
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
+
 export interface DeleteOptions {
   propagationPolicy?: "Foreground" | "Background" | "Orphan";
   gracePeriodSeconds?: number;
@@ -116,6 +122,63 @@ export class KubeApi {
     type: PatchType = "merge",
   ): Promise<ApiResponse<T>> {
     return this.request<T>("PATCH", path, patch, PATCH_CONTENT_TYPES[type]);
+  }
+
+  /**
+   * A watch (`path` with `watch=true` and a resourceVersion): calls `onEvent` for every event in
+   * the order the API server sends them, until `stop()` or the server ends the stream. `ended`
+   * settles when the stream has closed (rejects on a transport error before `stop()`).
+   */
+  watch<T = Record<string, unknown>>(
+    path: string,
+    onEvent: (event: WatchEvent<T>) => void,
+  ): { stop(): void; ended: Promise<void> } {
+    let stopped = false;
+    let request: ReturnType<typeof https.request> | undefined;
+    const ended = new Promise<void>((resolve, reject) => {
+      request = https.request(
+        {
+          host: "127.0.0.1",
+          port: this.port,
+          method: "GET",
+          path,
+          ca: this.ca,
+          cert: this.cert,
+          key: this.key,
+          agent: false,
+          headers: { Accept: "application/json" },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            reject(new Error(`watch ${path}: HTTP ${res.statusCode}`));
+            res.resume();
+            return;
+          }
+          let pending = "";
+          res.on("data", (chunk: Buffer) => {
+            pending += chunk.toString("utf8");
+            let newline: number;
+            while ((newline = pending.indexOf("\n")) !== -1) {
+              const line = pending.slice(0, newline).trim();
+              pending = pending.slice(newline + 1);
+              if (line !== "") onEvent(JSON.parse(line) as WatchEvent<T>);
+            }
+          });
+          res.on("error", (err) => (stopped ? resolve() : reject(err)));
+          res.on("end", () => resolve());
+          res.on("close", () => resolve());
+        },
+      );
+      request.on("error", (err) => (stopped ? resolve() : reject(err)));
+      request.end();
+    });
+    return {
+      stop: () => {
+        stopped = true;
+        request?.destroy();
+      },
+      ended,
+    };
   }
 
   delete<T = Record<string, unknown>>(

@@ -13,7 +13,7 @@ import {
   httpStatus,
   installBinary,
   journal,
-  NODE_CACHE_BINARY,
+  KUBE_DNS_BINARY,
   runIfAlive,
   runUnit,
   tcpOpen,
@@ -135,7 +135,7 @@ export async function startKubeDns(node: SystemdNode, options: KubeDnsOptions): 
       node,
       unit,
       [
-        NODE_CACHE_BINARY,
+        KUBE_DNS_BINARY,
         ...["-localip", o.ip, "-basecorefile", base, "-conf", writtenCorefile],
         ...["-health-port", String(o.healthPort)],
         ...[

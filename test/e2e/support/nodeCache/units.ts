@@ -10,6 +10,11 @@ import { sleep } from "../wait";
 
 /** Where the stand-in binary lives inside the node. */
 export const NODE_CACHE_BINARY = "/usr/local/bin/node-cache";
+/**
+ * The same binary under another name, for the kube-dns stand-in: a process named node-cache is
+ * what the cleanup (cleanup.bash) takes for a cache still running, and kube-dns is not one.
+ */
+export const KUBE_DNS_BINARY = "/usr/local/bin/kube-dns";
 const UNIT_STOP_TIMEOUT_S = 15;
 
 let serial = 0;
@@ -20,13 +25,18 @@ export function unitName(what: string): string {
   return `nodelocaldns-e2e-${what}-${process.pid}-${serial}.service`;
 }
 
-/** Copies the binary into the node unless the same-sized file is there already. */
+/**
+ * Copies the binary into the node unless the same-sized file is there already, and links it as
+ * KUBE_DNS_BINARY.
+ */
 export async function installBinary(node: SystemdNode, binaryPath: string): Promise<void> {
   const size = fs.statSync(binaryPath).size;
   const there = await node.run(`stat -c %s ${NODE_CACHE_BINARY} 2>/dev/null || true`);
   if (there.stdout.trim() !== String(size)) {
     node.writeFile(NODE_CACHE_BINARY, fs.readFileSync(binaryPath), 0o755);
   }
+  const linked = await node.run(`ln -f ${NODE_CACHE_BINARY} ${KUBE_DNS_BINARY}`);
+  if (linked.code !== 0) throw new Error(`ln ${KUBE_DNS_BINARY}: ${linked.stderr}`);
 }
 
 export async function journal(node: SystemdNode, unit: string, lines = 40): Promise<string> {
