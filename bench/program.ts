@@ -5,7 +5,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { nodeLocalDnsObjects } from "../components/kubernetesObjects";
 import { nodeCommandText, nodeScriptParams } from "../components/nodeCommand";
-import { renderGuardProgram, renderSwitchLauncher } from "../components/nodeScript";
+import {
+  renderCleanupProgram,
+  renderGuardProgram,
+  renderSwitchLauncher,
+} from "../components/nodeScript";
 import { benchSettings } from "./benchSettings";
 import { runWorker } from "./child";
 import { FloorShape, ProgramMode, WorkerResult } from "./programProtocol";
@@ -42,6 +46,7 @@ export function floorShape(nodes: number): FloorShape {
     },
     stdinLengths: s.nodes.map((n) => renderSwitchLauncher(nodeScriptParams(s, n)).length),
     guardStdinLengths: s.nodes.map((n) => renderGuardProgram(nodeScriptParams(s, n)).length),
+    cleanupStdinLengths: s.nodes.map((n) => renderCleanupProgram(nodeScriptParams(s, n)).length),
     commandTexts: {
       create: nodeCommandText(s.nodes[0]!, "create"),
       update: nodeCommandText(s.nodes[0]!, "update"),

@@ -35,6 +35,8 @@ export interface FloorShape {
   stdinLengths: number[];
   /** Length of each node's revert guard program, in node order. */
   guardStdinLengths: number[];
+  /** Length of each node's cleanup program, in node order. */
+  cleanupStdinLengths: number[];
   commandTexts: { create: string; update: string; delete: string };
 }
 

@@ -70,8 +70,8 @@ async function main(argv: string[]): Promise<WorkerResult> {
   await runtime.waitForRPCs();
   const end = performance.now();
 
-  // The component, the provider, six objects, and a guard and a switch per node.
-  const expected = 2 * nodes + 8;
+  // The component, the provider, six objects, and a guard, a switch and a cleanup per node.
+  const expected = 3 * nodes + 8;
   if (registrations !== expected) {
     throw new Error(`${mode}: ${registrations} registrations, expected ${expected}`);
   }
@@ -109,27 +109,42 @@ function floorProgram(
         o.nodeProgramConfigMap,
         child,
       );
+      const provider = new command.Provider(`${name}-command`, {}, child);
+      const connection = (i: number) =>
+        pulumi.secret({
+          host: nodeHost(i),
+          port: 22,
+          user: SSH_USER,
+          privateKey: PRIVATE_KEY,
+          hostKey: nodeHostKey(i),
+        });
+      const cleanups = Array.from(
+        { length: shape.nodes },
+        (_, i) =>
+          new command.remote.Command(
+            `${name}-cleanup-${nodeName(i)}`,
+            {
+              connection: connection(i),
+              stdin: nodeName(i) + "#".repeat(shape.cleanupStdinLengths[i]! - nodeName(i).length),
+              delete: shape.commandTexts.delete,
+            },
+            { parent: this, provider, deleteBeforeReplace: true },
+          ),
+      );
       const ds = new k8s.apps.v1.DaemonSet(
         `${name}-daemonset`,
         o.daemonSet as unknown as import("@pulumi/kubernetes").apps.v1.DaemonSetArgs,
-        { ...child, dependsOn: [sa, upstream, cm, program] },
+        { ...child, dependsOn: [sa, upstream, cm, program, ...cleanups] },
       );
       new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, child);
 
-      const provider = new command.Provider(`${name}-command`, {}, child);
       let previous: pulumi.Resource[] = [];
       let current: pulumi.Resource[] = [];
       for (let i = 0; i < shape.nodes; i++) {
         const host = nodeHost(i);
         const node = nodeName(i);
         const commandArgs = (stdinLength: number) => ({
-          connection: pulumi.secret({
-            host,
-            port: 22,
-            user: SSH_USER,
-            privateKey: PRIVATE_KEY,
-            hostKey: nodeHostKey(i),
-          }),
+          connection: connection(i),
           stdin: node + "#".repeat(stdinLength - node.length),
           create: shape.commandTexts.create,
           update: shape.commandTexts.update,

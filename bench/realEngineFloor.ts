@@ -1,6 +1,6 @@
 // The floor of the real-engine section (bench/realEngine.ts): a Pulumi program that registers the
 // same resource graph as index.ts for the same stack config (the six objects, the command
-// provider, a guard and a switch per node with the same options, the switches in the same
+// provider, a guard, a switch and a cleanup per node with the same options, the switches in the same
 // rounds), whose Commands do nothing on the node: `true`, no stdin. What it costs is the engine,
 // the providers, the DaemonSet's readiness wait and one SSH session per Command; what ours costs
 // beyond it is the node program's work and the kubelet restarts.
@@ -38,9 +38,18 @@ class Floor extends pulumi.ComponentResource {
       o.nodeProgramConfigMap,
       fixed,
     );
+    // The cleanups come first, as in the component: the DaemonSet depends on them.
+    const cleanups = settings.nodes.map(
+      (node) =>
+        new command.remote.Command(
+          `${name}-cleanup-${node.name}`,
+          { connection: pulumi.secret(nodeConnection(node)), delete: "true" },
+          { parent: this, provider, deleteBeforeReplace: true },
+        ),
+    );
     const ds = new k8s.apps.v1.DaemonSet(`${name}-daemonset`, o.daemonSet, {
       ...fixed,
-      dependsOn: [sa, upstream, corefile, program],
+      dependsOn: [sa, upstream, corefile, program, ...cleanups],
     });
     new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, fixed);
     let previous: command.remote.Command[] = [];

@@ -20,6 +20,11 @@ export interface RegistrationReport {
 // waitForRPCs is exported by the SDK's runtime but missing from its type declarations.
 const runtime = pulumi.runtime as unknown as { waitForRPCs(): Promise<void> };
 
+/** A node's kubelet switch (not its revert guard or its cleanup). */
+function isSwitch(r: Registration): boolean {
+  return r.name.includes("-kubelet-") && !r.name.includes("-guard-");
+}
+
 async function main(argv: string[]): Promise<RegistrationReport> {
   const combos = argv.map((a) => {
     const [n, b] = a.split("x").map(Number);
@@ -46,22 +51,26 @@ async function main(argv: string[]): Promise<RegistrationReport> {
   };
   const stateRegs = underComponent(prefixes[0]!);
   const commands = stateRegs.filter((r) => r.type === "command:remote:Command");
-  const switches = commands.filter((r) => !r.name.includes("-guard-"));
-  const guardOf = (sw: Registration) => {
-    const guard = commands.find((r) => r.name === sw.name.replace("-kubelet-", "-kubelet-guard-"));
-    if (guard === undefined) throw new Error(`no revert guard for ${sw.name}`);
-    return guard;
+  const switches = commands.filter(isSwitch);
+  const sibling = (sw: Registration, kind: string, infix: string) => {
+    const found = commands.find((r) => r.name === sw.name.replace("-kubelet-", infix));
+    if (found === undefined) throw new Error(`no ${kind} for ${sw.name}`);
+    return commandState(found);
   };
   const state: StateResult = {
     nodes: combos[0]!.nodes,
-    perNode: switches.map((sw) => nodeState(commandState(sw), commandState(guardOf(sw)))),
+    perNode: switches.map((sw) =>
+      nodeState([
+        commandState(sw),
+        sibling(sw, "revert guard", "-kubelet-guard-"),
+        sibling(sw, "cleanup", "-cleanup-"),
+      ]),
+    ),
     stackInputs: stateRegs.reduce((sum, r) => sum + registrationInputBytes(r), 0),
   };
   const rounds = combos.map((c, i): RoundsResult => {
     const group: Registration[] = underComponent(prefixes[i]!);
-    const count = group.filter(
-      (r) => r.type === "command:remote:Command" && !r.name.includes("-guard-"),
-    ).length;
+    const count = group.filter((r) => r.type === "command:remote:Command" && isSwitch(r)).length;
     if (count !== c.nodes) throw new Error(`${prefixes[i]}: ${count} Commands registered`);
     return { ...c, commands: count, rounds: longestCommandChain(group) };
   });

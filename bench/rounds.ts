@@ -9,8 +9,11 @@ const COMMAND = "command:remote:Command";
 
 /** Length of the longest chain of Commands linked by dependencies. */
 export function longestCommandChain(regs: readonly Registration[]): number {
-  // Kubelet switches only: a revert guard runs alongside its node's switch, not as a round.
-  const switches = regs.filter((r) => r.type === COMMAND && !r.name.includes("-guard-"));
+  // Kubelet switches only: a revert guard runs alongside its node's switch, not as a round, and a
+  // cleanup runs only on destroy.
+  const switches = regs.filter(
+    (r) => r.type === COMMAND && r.name.includes("-kubelet-") && !r.name.includes("-guard-"),
+  );
   const commands = new Map(switches.map((r) => [r.urn, r]));
   const depth = new Map<string, number>();
   const visiting = new Set<string>();

@@ -55,22 +55,23 @@ export function commandState(reg: Registration): CommandState {
   };
 }
 
-/** A node's two Commands (its switch and its revert guard), field by field. */
-export function nodeState(kubeletSwitch: CommandState, guard: CommandState): CommandState {
+/** A node's Commands (its switch first, then its revert guard and its cleanup), field by field. */
+export function nodeState(commands: readonly [CommandState, ...CommandState[]]): CommandState {
+  const sum = (f: (c: CommandState) => number) => commands.reduce((total, c) => total + f(c), 0);
   return {
-    name: kubeletSwitch.name,
-    total: kubeletSwitch.total + guard.total,
-    stdin: kubeletSwitch.stdin + guard.stdin,
-    stdinRaw: kubeletSwitch.stdinRaw + guard.stdinRaw,
-    commands: kubeletSwitch.commands + guard.commands,
-    connection: kubeletSwitch.connection + guard.connection,
-    triggers: kubeletSwitch.triggers + guard.triggers,
+    name: commands[0].name,
+    total: sum((c) => c.total),
+    stdin: sum((c) => c.stdin),
+    stdinRaw: sum((c) => c.stdinRaw),
+    commands: sum((c) => c.commands),
+    connection: sum((c) => c.connection),
+    triggers: sum((c) => c.triggers),
   };
 }
 
 export interface StateResult {
   nodes: number;
-  /** Per node: its switch and its guard together. */
+  /** Per node: its switch, its guard and its cleanup together. */
   perNode: CommandState[];
   /** JSON bytes of every registration's inputs (private keys removed), the whole stack. */
   stackInputs: number;
@@ -86,7 +87,11 @@ export function stateTable(r: StateResult): { markdown: string; met: boolean; su
       `${pick((c) => c.total)}; median ${(total.median / 1024).toFixed(2)} KiB`,
       verdict(met),
     ],
-    ["  stdin (the node program and the guard), JSON-escaped", pick((c) => c.stdin), ""],
+    [
+      "  stdin (the switch launcher, the guard and the cleanup), JSON-escaped",
+      pick((c) => c.stdin),
+      "",
+    ],
     ["  stdin as raw text", pick((c) => c.stdinRaw), ""],
     ["  create + update + delete texts", pick((c) => c.commands), ""],
     ["  connection (private key removed)", pick((c) => c.connection), ""],

@@ -53,6 +53,12 @@ const COREFILE_PATH = "/etc/Corefile";
 /** Inside the container; tells node-cache that CoreDNS is up so it sets up iptables at once. */
 const PIDFILE_PATH = "/tmp/node-cache.pid";
 const CONTAINER_NAME = "node-cache";
+/**
+ * How long a new pod runs before its node's old pod is deleted in an upgrade. node-cache answers
+ * within about a second of its start (BENCHMARKS.md, section 8); a new process that fails at
+ * start (a Corefile it cannot load) exits well within this, so the old pod stays.
+ */
+const UPGRADE_MIN_READY_SECONDS = 10;
 
 const CLUSTER_SERVICE_LABEL = { "kubernetes.io/cluster-service": "true" };
 const RECONCILE_LABEL = { "addonmanager.kubernetes.io/mode": "Reconcile" };
@@ -73,6 +79,11 @@ function nodeCacheArgs(s: ResolvedSettings): string[] {
     // A ConfigMap change reloads CoreDNS in place (SIGUSR1 on itself) instead of through the
     // reload plugin's timer, so a Corefile update needs no pod restart.
     "-reloadwithsignal",
+    // An upgrade starts the new pod beside the old one (maxSurge, see daemonSet); the old one must
+    // then leave the interface and the iptables rules to it. Without this flag its exit removes
+    // them under the new pod, which answers nothing until its next sync (60 s). The cleanup
+    // Command removes them after the DaemonSet is deleted (cleanup.bash).
+    "-skipteardown",
     // Without it node-cache sets up its iptables rules only at the first sync (60 s after start).
     "-pidfile",
     PIDFILE_PATH,
@@ -186,11 +197,9 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
     ...(containerResources !== undefined ? { resources: containerResources } : {}),
     args: nodeCacheArgs(s),
     securityContext: { capabilities: { add: ["NET_ADMIN"] } },
-    ports: [
-      { containerPort: 53, name: "dns", protocol: "UDP" },
-      { containerPort: 53, name: "dns-tcp", protocol: "TCP" },
-      { containerPort: s.metricsPort, name: "metrics", protocol: "TCP" },
-    ],
+    // No `ports`: with hostNetwork each would be a host port, and the scheduler places no second
+    // pod with the same host port on a node, so the new pod of an upgrade would wait forever
+    // beside the old one. Both processes bind the same ports with SO_REUSEPORT (CoreDNS does).
     livenessProbe: {
       httpGet: { host: s.localDnsIp, path: "/health", port: s.healthPort },
       initialDelaySeconds: 60,
@@ -238,7 +247,16 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       labels: { ...APP_LABELS, ...CLUSTER_SERVICE_LABEL, ...RECONCILE_LABEL },
     },
     spec: {
-      updateStrategy: { rollingUpdate: { maxUnavailable: "10%" } },
+      // An upgrade starts each node's new pod beside its old one, and deletes the old one only
+      // once the new one has been Ready for minReadySeconds: a switched node is never without an
+      // answering cache (README "Cache upgrades"; measured in BENCHMARKS.md, section 8). Ready is
+      // the container running: a probe cannot tell the two pods apart, as both answer on the
+      // same address and ports.
+      minReadySeconds: UPGRADE_MIN_READY_SECONDS,
+      updateStrategy: {
+        type: "RollingUpdate",
+        rollingUpdate: { maxSurge: "10%", maxUnavailable: 0 },
+      },
       selector: { matchLabels: { ...APP_LABELS } },
       template: {
         metadata: { labels: { ...APP_LABELS }, annotations: prometheusAnnotations(s) },

@@ -15,7 +15,7 @@ import {
 } from "./monitoring";
 import { KubernetesObjects, nodeLocalDnsObjects } from "./kubernetesObjects";
 import { nodeCommandText, nodeConnection, nodeScriptParams } from "./nodeCommand";
-import { renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
+import { renderCleanupProgram, renderGuardProgram, renderSwitchLauncher } from "./nodeScript";
 import { planRollout } from "./rollout";
 import { NAMESPACE, NodeSettings, ResolvedSettings, Settings } from "./settings";
 
@@ -46,6 +46,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   readonly kubeletSwitches: command.remote.Command[];
   /** One revert guard per node, in config order (see switchKubelets). */
   readonly revertGuards: command.remote.Command[];
+  /** One cleanup per node, in config order (see cleanUpAfterDaemonSet). */
+  readonly cleanups: command.remote.Command[];
   /** With kubeadmKubeletConfig: the clusterDNS edit of kube-system/kubelet-config. */
   readonly kubeadmKubeletConfig?: KubeletConfigClusterDns;
   private readonly commandProvider: command.Provider;
@@ -116,6 +118,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
               fixedName,
             ),
           ];
+    this.cleanups = this.cleanUpAfterDaemonSet(name, settings, resolved);
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
     // `pulumi up` then waits until every pod is ready (the provider's default await).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
@@ -123,7 +126,14 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       fields("daemonSet", "metadata", "spec"),
       {
         ...fixedName,
-        dependsOn: [serviceAccount, upstreamService, configMap, nodeProgram, ...managedNodes],
+        dependsOn: [
+          serviceAccount,
+          upstreamService,
+          configMap,
+          nodeProgram,
+          ...managedNodes,
+          ...this.cleanups,
+        ],
       },
     );
     const metricsService = new k8s.core.v1.Service(
@@ -253,6 +263,38 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   }
 
   /**
+   * One cleanup Command per node, which the DaemonSet depends on: on destroy the engine deletes it
+   * only after the DaemonSet is gone (and the provider's delete waits until its pods are gone),
+   * and its delete removes what node-cache, which runs with -skipteardown, left on the node: its
+   * interface and iptables rules (cleanup.bash). It has no create or update: `up` never connects
+   * for it. A node that leaves the fleet while the DaemonSet stays finds node-cache still running
+   * there, and its cleanup leaves everything as it is.
+   */
+  private cleanUpAfterDaemonSet(
+    name: string,
+    settings: Settings,
+    resolved: pulumi.Output<ResolvedSettings>,
+  ): command.remote.Command[] {
+    const cleanups: command.remote.Command[] = [];
+    // A loop, not a map callback (see switchKubelets).
+    for (const node of settings.nodes) {
+      const cleanup = new command.remote.Command(
+        `${name}-cleanup-${node.name}`,
+        {
+          connection: pulumi.secret(nodeConnection(node)),
+          stdin: resolved.apply((s) => renderCleanupProgram(nodeScriptParams(s, node))),
+          // No triggers: a node moved to another address keeps its cleanup, which then runs there
+          // (a replacement would run it at the old address, while node-cache still runs).
+          delete: nodeCommandText(node, "delete"),
+        },
+        { parent: this, provider: this.commandProvider, deleteBeforeReplace: true },
+      );
+      cleanups.push(cleanup);
+    }
+    return cleanups;
+  }
+
+  /**
    * A node that left the cluster (its machine gone): its switch and guard are updated to Commands
    * with no create, update or delete, which the command provider applies without connecting
    * (it runs nothing when neither `update` nor `create` is set). They leave the state at the next
@@ -276,6 +318,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     const args = { connection: pulumi.secret({ host: node.host, port: node.port }) };
     new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, opts);
     new command.remote.Command(`${name}-kubelet-${node.name}`, args, opts);
+    new command.remote.Command(`${name}-cleanup-${node.name}`, args, opts);
   }
 }
 

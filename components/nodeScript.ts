@@ -62,6 +62,7 @@ const PROGRAM_BODY = PROGRAM_FILES.map(source).join("\n");
 const SAVED_PROGRAM_BODY = source("saved");
 const GUARD_BODY = [SAVED_PROGRAM_BODY, source("guard")].join("\n");
 const LAUNCHER_BODY = [SAVED_PROGRAM_BODY, source("delivered")].join("\n");
+const CLEANUP_BODY = source("cleanup");
 
 /** The ConfigMap that holds the node program, its key, and the DaemonSet volume that mounts it. */
 export const NODE_PROGRAM_DELIVERY = {
@@ -178,18 +179,11 @@ export function renderNodeProgram(p: NodeScriptParams): string {
 export function renderSwitchLauncher(p: NodeScriptParams): string {
   checkParams(p);
   const header =
-    `# nodelocaldns switch launcher for node ${p.nodeName}\n` +
-    "#\n" +
-    "# Runs the node program, which points this node's kubelet at the node-local DNS cache\n" +
-    "# (create, update), puts it back (delete) or says what create would do (check). The program\n" +
-    `# comes from the ConfigMap ${NODE_PROGRAM_DELIVERY.configMap}, which kubelet puts on this\n` +
-    "# node; only a copy with the sha256 below runs (delivered.bash says how it is found).\n" +
-    "# Run it as root: bash -s create < launcher      (update, delete, check likewise)\n" +
-    `# While switched the program keeps ${p.stateDir} (mode 0700): the record of the switch,\n` +
-    "# the kubelet file's original bytes, a copy of the program for reverts, and a lock.\n" +
-    "# Source: components/nodeProgram/*.bash in the nodelocaldns project.\n" +
-    "#\n" +
-    "# This node's values (validated by the stack's config parser), then the launcher's own:\n" +
+    `# nodelocaldns switch launcher for node ${p.nodeName}: runs the node program (from the\n` +
+    `# ConfigMap ${NODE_PROGRAM_DELIVERY.configMap}, only with the sha256 below), which points\n` +
+    "# kubelet at the cache (create, update), back (delete) or says what create would do (check).\n" +
+    `# As root: bash -s create < launcher. While switched it keeps ${p.stateDir} (0700).\n` +
+    "# Source: components/nodeProgram/*.bash. This node's values, validated, then the launcher's:\n" +
     // The program's copy for reverts takes everything defined after this line (build_program_copy).
     "bash_variables_at_start=$(compgen -v)\n" +
     assignments([
@@ -215,14 +209,29 @@ export function renderSwitchLauncher(p: NodeScriptParams): string {
 export function renderGuardProgram(p: NodeScriptParams): string {
   checkParams(p);
   const header =
-    `# nodelocaldns revert guard for node ${p.nodeName}: on delete, runs the node program copy\n` +
-    `# saved in ${p.stateDir} (if any) to revert what it recorded. Run as root: bash -s delete\n` +
+    `# nodelocaldns revert guard for node ${p.nodeName}: on delete, runs the program copy saved\n` +
+    `# in ${p.stateDir}, if any, to revert what it recorded. As root: bash -s delete\n` +
     assignments([
       ["NODE_NAME", p.nodeName],
       ["STATE_DIR", p.stateDir],
       ["LAUNCHER_LOG_PREFIX", "nodelocaldns-guard"],
     ]);
   return group(header, GUARD_BODY, "guard_main");
+}
+
+/**
+ * The cleanup: what the cleanup Command sends on stdin. Its delete runs after the DaemonSet is
+ * deleted and removes what node-cache (run with -skipteardown) left on the node.
+ */
+export function renderCleanupProgram(p: NodeScriptParams): string {
+  checkParams(p);
+  const header =
+    `# nodelocaldns cleanup for node ${p.nodeName}. As root: bash -s delete\n` +
+    assignments([
+      ["NODE_NAME", p.nodeName],
+      ["LOCAL_DNS_IP", p.localDnsIp],
+    ]);
+  return group(header, CLEANUP_BODY, "cleanup_main");
 }
 
 /**

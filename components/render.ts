@@ -8,6 +8,7 @@ import { nodeCommandText, nodeScriptParams } from "./nodeCommand";
 import {
   DELIVERED_NODE_PROGRAM,
   NODE_PROGRAM_DELIVERY,
+  renderCleanupProgram,
   renderGuardProgram,
   renderSwitchLauncher,
 } from "./nodeScript";
@@ -20,8 +21,8 @@ export interface RenderedFile {
   mode: number;
 }
 
-/** Per node: the two programs the node's Commands send on stdin, and the command lines. */
-export const NODE_FILES = ["switch.bash", "guard.bash", "commands.txt"] as const;
+/** Per node: the three programs the node's Commands send on stdin, and the command lines. */
+export const NODE_FILES = ["switch.bash", "guard.bash", "cleanup.bash", "commands.txt"] as const;
 /** What earlier versions wrote per node (a stale node directory holding them is ours to remove). */
 export const EARLIER_NODE_FILES = ["program.bash", "create.sh", "update.sh", "delete.sh"] as const;
 
@@ -65,13 +66,14 @@ export function renderStack(
     files.push(
       { path: `${dir}/switch.bash`, content: renderSwitchLauncher(params), mode: 0o755 },
       { path: `${dir}/guard.bash`, content: renderGuardProgram(params), mode: 0o755 },
+      { path: `${dir}/cleanup.bash`, content: renderCleanupProgram(params), mode: 0o755 },
       { path: `${dir}/commands.txt`, content: commandsText(node), mode: 0o644 },
     );
   }
   return files;
 }
 
-/** What the node's two Commands run, and how to run the same by hand. */
+/** What the node's three Commands run, and how to run the same by hand. */
 function commandsText(node: NodeSettings): string {
   const lines = (what: string, file: string) =>
     (["create", "update", "delete"] as const).map(
@@ -85,8 +87,10 @@ function commandsText(node: NodeSettings): string {
       "# By hand, as root on the node once the cache runs there: bash switch.bash check",
       "# A drift repair (README: Drift repair) runs the switch's update with one more word,",
       "# repair-<n>, which the program only logs: `pulumi preview` shows the text it runs.",
+      "# The cleanup runs only on destroy, after the DaemonSet is gone.",
       ...lines("switch", "switch.bash"),
       ...lines("guard ", "guard.bash"),
+      `cleanup delete: ${nodeCommandText(node, "delete")} < cleanup.bash`,
     ].join("\n") + "\n"
   );
 }

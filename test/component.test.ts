@@ -47,9 +47,14 @@ before(async () => {
 const ofType = (type: string) => regs.filter((r) => r.type === type);
 const allCommands = () => ofType("command:remote:Command");
 /** The kubelet switches, in node order. */
-const commands = () => allCommands().filter((r) => !r.name.includes("-guard-"));
+const commands = () =>
+  allCommands().filter((r) => r.name.includes("-kubelet-") && !r.name.includes("-guard-"));
 /** The revert guards, in node order. */
 const guards = () => allCommands().filter((r) => r.name.includes("-guard-"));
+/** The cleanups, in node order. */
+const cleanups = () => allCommands().filter((r) => r.name.includes("-cleanup-"));
+/** The switches and the guards: what runs before the DaemonSet goes. */
+const kubeletCommands = () => [...commands(), ...guards()];
 const single = (type: string, name: string) => {
   const found = regs.filter((r) => r.type === type && r.name === name);
   assert.equal(found.length, 1, `${type} ${name}`);
@@ -57,8 +62,11 @@ const single = (type: string, name: string) => {
 };
 
 describe("NodeLocalDns resources", () => {
-  it("registers the component, the six objects and two Commands per node, and reads nothing", () => {
+  it("registers the component, the six objects and three Commands per node, and reads nothing", () => {
     assert.deepEqual(regs.map((r) => `${r.type} ${r.name}`).sort(), [
+      "command:remote:Command nodelocaldns-cleanup-n1",
+      "command:remote:Command nodelocaldns-cleanup-n2",
+      "command:remote:Command nodelocaldns-cleanup-n3",
       "command:remote:Command nodelocaldns-kubelet-guard-n1",
       "command:remote:Command nodelocaldns-kubelet-guard-n2",
       "command:remote:Command nodelocaldns-kubelet-guard-n3",
@@ -102,10 +110,13 @@ describe("NodeLocalDns resources", () => {
     }
   });
 
-  it("creates the DaemonSet only after kube-dns-upstream, the ConfigMaps and the ServiceAccount", () => {
+  it("creates the DaemonSet after kube-dns-upstream, the ConfigMaps, the ServiceAccount and the cleanups", () => {
     const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
     const deps = ds.dependencies.map((urn) => byUrn(regs, urn).name).sort();
     assert.deepEqual(deps, [
+      "nodelocaldns-cleanup-n1",
+      "nodelocaldns-cleanup-n2",
+      "nodelocaldns-cleanup-n3",
       "nodelocaldns-corefile",
       "nodelocaldns-kube-dns-upstream",
       "nodelocaldns-node-program",
@@ -126,7 +137,7 @@ describe("NodeLocalDns kubelet Commands", () => {
     const program = single("kubernetes:core/v1:ConfigMap", "nodelocaldns-node-program");
     // The ConfigMaps through the DaemonSet: not named again in each Command's state.
     assert.ok(ds.dependencies.includes(cm.urn) && ds.dependencies.includes(program.urn));
-    for (const cmd of allCommands()) {
+    for (const cmd of kubeletCommands()) {
       assert.ok(cmd.dependencies.includes(ds.urn), `${cmd.name} depends on the DaemonSet`);
       assert.ok(!cmd.dependencies.includes(cm.urn), `${cmd.name}: the ConfigMap via the DaemonSet`);
       assert.ok(!cmd.dependencies.includes(program.urn), `${cmd.name}: the program via it too`);
@@ -163,6 +174,15 @@ describe("NodeLocalDns kubelet Commands", () => {
     for (const cmd of commands()) assert.deepEqual(cmd.replaceWith, [ds.urn], cmd.name);
     // A guard replaced with the DaemonSet would run its revert after the switch re-switched.
     for (const guard of guards()) assert.deepEqual(guard.replaceWith, [], guard.name);
+    for (const cleanup of cleanups()) assert.deepEqual(cleanup.replaceWith, [], cleanup.name);
+  });
+
+  it("cleanups: the DaemonSet depends on them, so destroy runs them after it is gone", () => {
+    const ds = single("kubernetes:apps/v1:DaemonSet", "nodelocaldns-daemonset");
+    for (const cleanup of cleanups()) {
+      assert.ok(ds.dependencies.includes(cleanup.urn), `the DaemonSet depends on ${cleanup.name}`);
+      assert.deepEqual(cleanup.dependencies, [], `${cleanup.name} depends on nothing`);
+    }
   });
 
   it("chain the batches: batch k+1 depends on every Command of batch k", () => {
@@ -210,6 +230,22 @@ describe("NodeLocalDns kubelet Commands", () => {
     }
   });
 
+  it("run the cleanup from stdin on delete only: up never connects for it", async () => {
+    const { renderCleanupProgram } = await import("../components/nodeScript");
+    const { nodeScriptParams } = await import("../components/nodeCommand");
+    const s = resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" });
+    for (const [i, node] of settings.nodes.entries()) {
+      const run = node.user === "root" ? "bash -s" : "sudo -n bash -s";
+      const cleanup = cleanups()[i];
+      assert.equal(cleanup.name, `nodelocaldns-cleanup-${node.name}`);
+      assert.equal(cleanup.inputs.create, undefined);
+      assert.equal(cleanup.inputs.update, undefined);
+      assert.equal(cleanup.inputs.delete, `${run} delete`);
+      assert.equal(cleanup.inputs.stdin, renderCleanupProgram(nodeScriptParams(s, node)));
+      assert.equal(cleanup.inputs.triggers, undefined);
+    }
+  });
+
   it("put no secret in any command text, stdin or other plain input", () => {
     for (const cmd of allCommands()) {
       const { connection, ...plain } = cmd.inputs;
@@ -252,11 +288,13 @@ describe("render equals what the component registers", () => {
     for (const [i, node] of settings.nodes.entries()) {
       assert.equal(content(`nodes/${node.name}/switch.bash`), commands()[i].inputs.stdin);
       assert.equal(content(`nodes/${node.name}/guard.bash`), guards()[i].inputs.stdin);
+      assert.equal(content(`nodes/${node.name}/cleanup.bash`), cleanups()[i].inputs.stdin);
       const lines = content(`nodes/${node.name}/commands.txt`) ?? "";
       for (const action of ["create", "update", "delete"]) {
         assert.ok(lines.includes(`switch ${action}: ${String(commands()[i].inputs[action])} <`));
         assert.ok(lines.includes(`guard  ${action}: ${String(guards()[i].inputs[action])} <`));
       }
+      assert.ok(lines.includes(`cleanup delete: ${String(cleanups()[i].inputs.delete)} <`));
     }
   });
 });

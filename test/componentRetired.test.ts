@@ -35,11 +35,12 @@ before(async () => {
 });
 
 describe("a node that left the cluster", () => {
-  it("keeps its two Commands' names, with no create, update, delete or program", () => {
+  it("keeps its three Commands' names, with no create, update, delete or program", () => {
     const gone = regs.filter(
       (r) => r.type === "command:remote:Command" && r.name.endsWith("-gone"),
     );
     assert.deepEqual(gone.map((r) => r.name).sort(), [
+      "nodelocaldns-cleanup-gone",
       "nodelocaldns-kubelet-gone",
       "nodelocaldns-kubelet-guard-gone",
     ]);
@@ -78,9 +79,9 @@ describe("a node that left the cluster", () => {
     }
   });
 
-  it("leaves the nodes still there as they were: switch and guard with their programs", () => {
+  it("leaves the nodes still there as they were: switch, guard and cleanup with their programs", () => {
     const kept = regs.filter((r) => r.name.endsWith("-kept"));
-    assert.equal(kept.length, 2);
+    assert.equal(kept.length, 3);
     for (const r of kept) assert.match(String(r.inputs.delete), /bash -s delete$/);
   });
 });

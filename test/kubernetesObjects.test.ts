@@ -68,7 +68,11 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
       labels: { "k8s-app": "node-local-dns", ...CLUSTER_SERVICE, ...RECONCILE },
     },
     spec: {
-      updateStrategy: { rollingUpdate: { maxUnavailable: "10%" } },
+      minReadySeconds: 10,
+      updateStrategy: {
+        type: "RollingUpdate",
+        rollingUpdate: { maxSurge: "10%", maxUnavailable: 0 },
+      },
       selector: { matchLabels: { "k8s-app": "node-local-dns" } },
       template: {
         metadata: {
@@ -100,15 +104,11 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
                 "-health-port",
                 String(v.healthPort),
                 "-reloadwithsignal",
+                "-skipteardown",
                 "-pidfile",
                 "/tmp/node-cache.pid",
               ],
               securityContext: { capabilities: { add: ["NET_ADMIN"] } },
-              ports: [
-                { containerPort: 53, name: "dns", protocol: "UDP" },
-                { containerPort: 53, name: "dns-tcp", protocol: "TCP" },
-                { containerPort: v.metricsPort, name: "metrics", protocol: "TCP" },
-              ],
               livenessProbe: {
                 httpGet: { host: v.localDnsIp, path: "/health", port: v.healthPort },
                 initialDelaySeconds: 60,

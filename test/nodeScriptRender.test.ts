@@ -12,6 +12,7 @@ import {
   DELIVERED_NODE_PROGRAM,
   DELIVERED_NODE_PROGRAM_SHA256,
   lockTimeoutSeconds,
+  renderCleanupProgram,
   renderGuardProgram,
   renderNodeProgram,
   renderNodeScript,
@@ -242,6 +243,15 @@ describe("renderGuardProgram", () => {
   });
 });
 
+describe("renderCleanupProgram", () => {
+  it("is a group with its values that ends by calling cleanup_main", () => {
+    const cleanup = renderCleanupProgram(DEFAULT_PARAMS);
+    bashSyntaxCheck(cleanup);
+    assert.ok(cleanup.endsWith('\ncleanup_main "$@"\n}\n'));
+    assert.deepEqual(bashValues(cleanup), { NODE_NAME: "node-1", LOCAL_DNS_IP: "169.254.20.10" });
+  });
+});
+
 describe("the delivered program and the switch launcher", () => {
   const launcher = renderSwitchLauncher(DEFAULT_PARAMS);
 
@@ -308,6 +318,7 @@ describe("shellcheck", { skip: shellcheckSkip() }, () => {
         "program.bash": `#!/usr/bin/env bash\n${renderNodeProgram(DEFAULT_PARAMS)}`,
         "switch.bash": `#!/usr/bin/env bash\n${renderSwitchLauncher(DEFAULT_PARAMS)}`,
         "guard.bash": `#!/usr/bin/env bash\n${renderGuardProgram(DEFAULT_PARAMS)}`,
+        "cleanup.bash": `#!/usr/bin/env bash\n${renderCleanupProgram(DEFAULT_PARAMS)}`,
         "node-program.bash": `#!/usr/bin/env bash\n${DELIVERED_NODE_PROGRAM}`,
       };
       for (const [name, text] of Object.entries(files))

@@ -31,9 +31,12 @@ before(async () => {
 });
 
 describe("the program on the dev stack", () => {
-  it("registers the objects and a revert guard and a kubelet switch per configured node", () => {
+  it("registers the objects and a revert guard, a kubelet switch and a cleanup per configured node", () => {
     const commands = regs.filter((r) => r.type === "command:remote:Command").map((r) => r.name);
     assert.deepEqual(commands.sort(), [
+      "nodelocaldns-cleanup-node-1",
+      "nodelocaldns-cleanup-node-2",
+      "nodelocaldns-cleanup-node-3",
       "nodelocaldns-kubelet-guard-node-1",
       "nodelocaldns-kubelet-guard-node-2",
       "nodelocaldns-kubelet-guard-node-3",

@@ -25,5 +25,5 @@ it("logs every config warning through pulumi.log.warn and still deploys", async 
     "nodelocaldns:nodes[*].hostKey: not pinned for 1 of 1 nodes (a): their SSH host keys will not be checked (ssh.knownHosts, or ssh-keyscan -t ed25519 <host>)",
   ]);
   // The node's revert guard and its switch.
-  assert.equal(runtime.registrations.filter((r) => r.type === "command:remote:Command").length, 2);
+  assert.equal(runtime.registrations.filter((r) => r.type === "command:remote:Command").length, 3);
 });

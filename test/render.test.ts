@@ -41,6 +41,7 @@ const GOLDEN_FILES = [
   "node-program.bash",
   "nodes/node-1/switch.bash",
   "nodes/node-1/guard.bash",
+  "nodes/node-1/cleanup.bash",
   "nodes/node-1/commands.txt",
 ];
 
@@ -67,7 +68,7 @@ function capture(fn: () => number): { code: number; stderr: string } {
 }
 
 describe("npm run render", () => {
-  it("writes the dev stack's manifests and each node's two programs (the real entry point)", () => {
+  it("writes the dev stack's manifests and each node's three programs (the real entry point)", () => {
     const out = path.join(tempDir(), "out");
     const stdout = execFileSync(
       "npm",
@@ -79,14 +80,14 @@ describe("npm run render", () => {
     );
     assert.match(
       stdout,
-      /wrote 12 files to .* \(manifests\.yaml, rollout\.txt, node-program\.bash, 3 node directories\)/,
+      /wrote 15 files to .* \(manifests\.yaml, rollout\.txt, node-program\.bash, 3 node directories\)/,
     );
     assert.match(stdout, /\nrollout: 3 rounds \(batch sizes 1 x 3\)\n/);
     assert.deepEqual(listFiles(out), [
       "manifests.yaml",
       "node-program.bash",
       ...["node-1", "node-2", "node-3"].flatMap((n) =>
-        ["commands.txt", "guard.bash", "switch.bash"].map((f) => `nodes/${n}/${f}`),
+        ["cleanup.bash", "commands.txt", "guard.bash", "switch.bash"].map((f) => `nodes/${n}/${f}`),
       ),
       "rollout.txt",
     ]);
@@ -106,7 +107,7 @@ describe("npm run render", () => {
       fs.readFileSync(path.join(out, "node-program.bash"), "utf8"),
     );
     execFileSync("bash", ["-n", path.join(out, "node-program.bash")]);
-    for (const file of ["switch.bash", "guard.bash"]) {
+    for (const file of ["switch.bash", "guard.bash", "cleanup.bash"]) {
       const script = path.join(out, "nodes/node-1", file);
       assert.equal(fs.statSync(script).mode & 0o777, 0o755);
       execFileSync("bash", ["-n", script]);

@@ -1,13 +1,9 @@
 # shellcheck shell=bash
 # ------------------------------------------------------------------------------------------------
-# The revert guard
-#
-# Pulumi records a node's switch only when its create completes. A `pulumi up` interrupted at the
-# wrong moment can leave a node switched with nothing in the stack to revert it, and `pulumi
-# destroy` would then delete the cache under it. The guard is a second, tiny resource per node,
-# recorded before the switch runs: its delete (run on destroy after the switch's own, before the
-# DaemonSet goes) runs the copy of the node program that every switch saves on the node, which
-# reverts whatever the node's record says. With no record there is nothing to do.
+# The revert guard. Pulumi records a switch only once its create completes, so an interrupted
+# `pulumi up` can leave a node switched with nothing in the stack to revert it. The guard is
+# recorded before the switch runs; its delete (on destroy after the switch's, before the DaemonSet
+# goes) runs the saved program copy, which reverts whatever the node's record says, if anything.
 # ------------------------------------------------------------------------------------------------
 
 guard_main() {

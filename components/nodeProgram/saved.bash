@@ -1,11 +1,8 @@
 # shellcheck shell=bash
 # ------------------------------------------------------------------------------------------------
-# Reverting with the program copy the last switch saved
-#
-# Every switch saves a runnable copy of the node program, with this node's values, in
-# STATE_DIR/program before it changes anything (see save_program_copy). A revert can always run
-# that copy: it is the code that made the switch, and it needs nothing from the cluster. The revert
-# guard does only this; the switch's launcher does it when the delivered program is not there.
+# Reverting with the copy of the node program (this node's values in it) that every switch saves
+# in STATE_DIR/program before it changes anything: the code that made the switch, needing nothing
+# from the cluster. The guard always reverts so; the launcher when no delivered program is there.
 # ------------------------------------------------------------------------------------------------
 
 # LAUNCHER_LOG_PREFIX names who speaks: nodelocaldns (the switch) or nodelocaldns-guard.

@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { main as render } from "../../cli/render";
 import { ORIGINAL_ANNOTATION } from "../../components/kubeletConfigMap";
+import { addRulesScript, linkScript, nodeCacheRules } from "../support/nodeCacheLeftovers";
 import { KUBELET_LAYOUTS } from "../support/systemdNode";
 import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
 import { PulumiWorkspace } from "./pulumi/workspace";
@@ -25,6 +26,8 @@ const options = clusterTestOptions();
 
 const STACK = "e2e";
 const LOCAL_DNS_IP = "169.254.20.10";
+/** The default healthPort: node-cache's NOTRACK rules name it. */
+const HEALTH_PORT = 9254;
 const CONFIG = "/var/lib/kubelet/config.yaml";
 const STEP = { timeout: 10 * 60_000 };
 const NS = "/api/v1/namespaces/kube-system";
@@ -228,9 +231,10 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     await setNodes(cluster.nodes);
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error);
+    // Its switch, its guard and its cleanup (which connects for nothing until destroy).
     assert.equal(
       up.summary?.resourceChanges?.create,
-      2,
+      3,
       JSON.stringify(up.summary?.resourceChanges),
     );
     const after = await startsOf(cluster.nodes);
@@ -241,20 +245,31 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     ]);
   });
 
-  it("a node removed from config is reverted", STEP, async () => {
-    await setNodes(cluster.nodes.slice(0, 2));
-    const up = await ws.operation("up", STACK);
-    assert.ok(up.ok, up.error);
-    assert.equal(
-      up.summary?.resourceChanges?.delete,
-      2,
-      JSON.stringify(up.summary?.resourceChanges),
-    );
-    const n3 = cluster.nodes[2]!;
-    assert.deepEqual((await n3.program.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
-    assert.equal(n3.program.text(CONFIG), originalConfig());
-    assert.equal(await n3.program.state(), undefined);
-  });
+  it(
+    "a node removed from config is reverted; its cleanup leaves the running cache alone",
+    STEP,
+    async () => {
+      await setNodes(cluster.nodes.slice(0, 2));
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.equal(
+        up.summary?.resourceChanges?.delete,
+        3,
+        JSON.stringify(up.summary?.resourceChanges),
+      );
+      const n3 = cluster.nodes[2]!;
+      // The DaemonSet stays, and its cache on the node: the cleanup leaves everything to it.
+      assert.match(
+        up.log,
+        new RegExp(
+          `nodelocaldns cleanup on ${n3.name}: node-cache still runs here; nothing removed`,
+        ),
+      );
+      assert.deepEqual((await n3.program.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
+      assert.equal(n3.program.text(CONFIG), originalConfig());
+      assert.equal(await n3.program.state(), undefined);
+    },
+  );
 
   it(
     "a node's host changed: the old address is reverted before the new one is switched",
@@ -481,9 +496,20 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
-    "destroy: every node reverted while the DaemonSet still existed, then every object gone",
+    "destroy: every node reverted while the DaemonSet still existed, then every object gone, then each node cleaned",
     STEP,
     async () => {
+      // What node-cache (-skipteardown) leaves behind, on the two switched nodes: its 12 rules for
+      // the address and its link (the stand-in cache makes none).
+      const leftovers = [
+        linkScript(LOCAL_DNS_IP),
+        addRulesScript("nft", nodeCacheRules(LOCAL_DNS_IP, HEALTH_PORT)),
+      ].join("\n");
+      for (const n of cluster.nodes.slice(0, 2)) {
+        const planted = await n.program.node.run(leftovers);
+        assert.equal(planted.code, 0, planted.stderr);
+        assert.equal(await nodeCacheLeftovers(n), "12 rule(s), link: yes");
+      }
       const down = await ws.operation("destroy", STACK);
       assert.ok(down.ok, down.error);
       // The last DaemonSet delete (the replacement test deleted one before).
@@ -519,6 +545,21 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
         "/api/v1/namespaces/kube-system/services/kube-dns",
       );
       assert.equal(kubeDns.status, 200, "kube-dns untouched");
+      // Each node's cleanup ran after the DaemonSet was gone, when no cache ran there any more.
+      const lines = down.log.split("\n");
+      const daemonSetDeleted = lines.findIndex((l) =>
+        /nodelocaldns-daemonset\b.*\bdeleted\b/.test(l),
+      );
+      assert.ok(daemonSetDeleted >= 0, "the engine printed the DaemonSet's delete");
+      for (const n of cluster.nodes.slice(0, 2)) {
+        const cleaned = lines.findIndex((l) =>
+          l.includes(
+            `nodelocaldns cleanup on ${n.name}: removed 12 iptables rule(s); interface nodelocaldns: removed`,
+          ),
+        );
+        assert.ok(cleaned > daemonSetDeleted, `${n.name} cleaned up after the DaemonSet's delete`);
+        assert.equal(await nodeCacheLeftovers(n), "0 rule(s), link: no");
+      }
       // kubeadm's ConfigMap: the original clusterDNS text back, the other change kept, our
       // annotation gone; and that before the DaemonSet went.
       const restored = await kubeletConfigMap();
@@ -538,6 +579,16 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     },
   );
 });
+
+/** How many node-cache rules (nft and legacy) and whether its link are on a node. */
+async function nodeCacheLeftovers(n: ClusterNode): Promise<string> {
+  const r = await n.program.node.run(
+    "rules=$({ iptables-nft-save; iptables-legacy-save; } 2>/dev/null | grep -c 'NodeLocal DNS Cache:')\n" +
+      "link=no; ip link show nodelocaldns >/dev/null 2>&1 && link=yes\n" +
+      'echo "${rules} rule(s), link: ${link}"',
+  );
+  return r.stdout.trim();
+}
 
 /** The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, installed and established. */
 async function installMonitoringCrds(): Promise<void> {

@@ -1,17 +1,14 @@
 {
 exec </dev/null
-# nodelocaldns revert guard for node node-1: on delete, runs the node program copy
-# saved in /var/lib/nodelocaldns (if any) to revert what it recorded. Run as root: bash -s delete
+# nodelocaldns revert guard for node node-1: on delete, runs the program copy saved
+# in /var/lib/nodelocaldns, if any, to revert what it recorded. As root: bash -s delete
 readonly NODE_NAME=node-1
 readonly STATE_DIR=/var/lib/nodelocaldns
 readonly LAUNCHER_LOG_PREFIX=nodelocaldns-guard
 # ------------------------------------------------------------------------------------------------
-# Reverting with the program copy the last switch saved
-#
-# Every switch saves a runnable copy of the node program, with this node's values, in
-# STATE_DIR/program before it changes anything (see save_program_copy). A revert can always run
-# that copy: it is the code that made the switch, and it needs nothing from the cluster. The revert
-# guard does only this; the switch's launcher does it when the delivered program is not there.
+# Reverting with the copy of the node program (this node's values in it) that every switch saves
+# in STATE_DIR/program before it changes anything: the code that made the switch, needing nothing
+# from the cluster. The guard always reverts so; the launcher when no delivered program is there.
 # ------------------------------------------------------------------------------------------------
 
 # LAUNCHER_LOG_PREFIX names who speaks: nodelocaldns (the switch) or nodelocaldns-guard.
@@ -57,14 +54,10 @@ revert_with_saved_program() {
 }
 
 # ------------------------------------------------------------------------------------------------
-# The revert guard
-#
-# Pulumi records a node's switch only when its create completes. A `pulumi up` interrupted at the
-# wrong moment can leave a node switched with nothing in the stack to revert it, and `pulumi
-# destroy` would then delete the cache under it. The guard is a second, tiny resource per node,
-# recorded before the switch runs: its delete (run on destroy after the switch's own, before the
-# DaemonSet goes) runs the copy of the node program that every switch saves on the node, which
-# reverts whatever the node's record says. With no record there is nothing to do.
+# The revert guard. Pulumi records a switch only once its create completes, so an interrupted
+# `pulumi up` can leave a node switched with nothing in the stack to revert it. The guard is
+# recorded before the switch runs; its delete (on destroy after the switch's, before the DaemonSet
+# goes) runs the saved program copy, which reverts whatever the node's record says, if anything.
 # ------------------------------------------------------------------------------------------------
 
 guard_main() {

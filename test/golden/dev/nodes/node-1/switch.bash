@@ -1,18 +1,11 @@
 # shellcheck disable=SC2034 # the values are read by the delivered program
 {
 exec </dev/null
-# nodelocaldns switch launcher for node node-1
-#
-# Runs the node program, which points this node's kubelet at the node-local DNS cache
-# (create, update), puts it back (delete) or says what create would do (check). The program
-# comes from the ConfigMap node-local-dns-node-program, which kubelet puts on this
-# node; only a copy with the sha256 below runs (delivered.bash says how it is found).
-# Run it as root: bash -s create < launcher      (update, delete, check likewise)
-# While switched the program keeps /var/lib/nodelocaldns (mode 0700): the record of the switch,
-# the kubelet file's original bytes, a copy of the program for reverts, and a lock.
-# Source: components/nodeProgram/*.bash in the nodelocaldns project.
-#
-# This node's values (validated by the stack's config parser), then the launcher's own:
+# nodelocaldns switch launcher for node node-1: runs the node program (from the
+# ConfigMap node-local-dns-node-program, only with the sha256 below), which points
+# kubelet at the cache (create, update), back (delete) or says what create would do (check).
+# As root: bash -s create < launcher. While switched it keeps /var/lib/nodelocaldns (0700).
+# Source: components/nodeProgram/*.bash. This node's values, validated, then the launcher's:
 bash_variables_at_start=$(compgen -v)
 readonly NODE_NAME=node-1
 readonly LOCAL_DNS_IP=169.254.20.10
@@ -30,12 +23,9 @@ readonly PROGRAM_VOLUME=node-program
 readonly PROGRAM_FILE=node-program.bash
 readonly LAUNCHER_LOG_PREFIX=nodelocaldns
 # ------------------------------------------------------------------------------------------------
-# Reverting with the program copy the last switch saved
-#
-# Every switch saves a runnable copy of the node program, with this node's values, in
-# STATE_DIR/program before it changes anything (see save_program_copy). A revert can always run
-# that copy: it is the code that made the switch, and it needs nothing from the cluster. The revert
-# guard does only this; the switch's launcher does it when the delivered program is not there.
+# Reverting with the copy of the node program (this node's values in it) that every switch saves
+# in STATE_DIR/program before it changes anything: the code that made the switch, needing nothing
+# from the cluster. The guard always reverts so; the launcher when no delivered program is there.
 # ------------------------------------------------------------------------------------------------
 
 # LAUNCHER_LOG_PREFIX names who speaks: nodelocaldns (the switch) or nodelocaldns-guard.
