@@ -25,6 +25,7 @@ import {
   podSummaries,
   podsLine,
   podsToRecreate,
+  uninstallLine,
   switchedInThisUpdate,
   workloadsToRestart,
   type PodsReport,
@@ -109,7 +110,9 @@ async function readAfterSwitch(
 /**
  * The pods to recreate (README "Pods to recreate"): once every switch has run, the pods created
  * before their node's switch that still ask kube-dns, with the commands to restart their
- * workloads. Reporting only, unless the stack sets restartWorkloads (restartAfter: the switches
+ * workloads, and those created while switched, which an uninstall would leave asking the cache's
+ * address (printed by every `up`, and by `pulumi destroy --run-program` just before it reverts
+ * the nodes: a plain destroy runs no program). Reporting only, unless the stack sets restartWorkloads (restartAfter: the switches
  * this update made): then the workloads of the pods set up before those switches are restarted
  * (workloadRestarts.ts), and the report says which were and which were not. An update that
  * switches nothing restarts nothing: `pulumi destroy --run-program` runs this program too, and a
@@ -134,6 +137,7 @@ export function reportPods(
     }
     const report = podsToRecreate(pods, times);
     await pulumi.log.info(podsLine(report));
+    await pulumi.log.info(uninstallLine(report));
     if (switchedNow === undefined) return report;
     const restarts = await restartWorkloads(kube, workloadsToRestart(pods, switchedNow));
     const line = restartLine(restarts);

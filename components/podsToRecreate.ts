@@ -1,7 +1,9 @@
 // The pods to recreate after a switch, pure. kubelet writes a pod's /etc/resolv.conf when it sets
 // the pod up, so a pod that a node's kubelet set up before the switch keeps asking kube-dns until
 // it is recreated. This finds them (pods created before their node's switch) and says how to
-// restart their workloads. Reporting only: nothing is restarted.
+// restart their workloads. The same holds the other way round: a pod set up while its node was
+// switched keeps asking the cache's address after an uninstall, where nothing answers any more;
+// those are reported too, for the uninstall. Reporting only: nothing is restarted.
 
 /** What the report needs of a pod (from a PodList, as the API or client-node gives it). */
 export interface PodSummary {
@@ -149,55 +151,91 @@ export interface WorkloadRestart {
   switchedAt: string;
 }
 
-export interface PodsReport {
-  /** Pods still on the old resolver, on the nodes with a known switch time. */
+/** Pods to recreate, and how. */
+export interface PodsToRestart {
+  /** How many pods. */
   count: number;
+  /** How many workloads own them (`commands` lists at most 50). */
+  workloads: number;
   /** `kubectl -n <namespace> rollout restart <workload>`, one per workload, sorted. */
   commands: string[];
+  /** How many of them no restartable workload owns (`others` lists at most 50). */
+  byHand: number;
   /** `<namespace>/<pod>` of those no restartable workload owns (bare pods, Jobs): recreate by hand. */
   others: string[];
+}
+
+export interface PodsReport extends PodsToRestart {
   /** Switched nodes whose switch time is not known (switched by hand and adopted). */
   unknownSwitchTime: string[];
+  /**
+   * The pods set up while their node was switched (created in or after its switch's second): after
+   * an uninstall they keep asking the cache's address until recreated.
+   */
+  afterUninstall: PodsToRestart;
 }
 
 /** At most this many commands and pods in the report; the count says how many in all. */
 const LISTED_MAX = 50;
 
-/** The pods created before their node's switch that ask the cluster DNS, still running. */
-function stalePods(
+/**
+ * The still running pods that ask the cluster DNS on a node with a known switch time, set up
+ * before that switch (`before`) or while switched (`after`). Both times are to the second: a pod
+ * of the switch's own second is in both (never left out).
+ */
+function podsBySwitch(
   pods: PodSummary[],
   switchedAt: Record<string, string | undefined>,
+  side: "before" | "after",
 ): PodSummary[] {
   return pods.filter((pod) => {
     const since = switchedAt[pod.nodeName];
-    // Both times are to the second: a pod of the switch's own second counts (never left out).
-    return since !== undefined && pod.usesClusterDns && !pod.finished && pod.createdAt <= since;
+    if (since === undefined || !pod.usesClusterDns || pod.finished) return false;
+    return side === "before" ? pod.createdAt <= since : pod.createdAt >= since;
   });
 }
 
+/** The restart commands of the pods' workloads, and the pods no workload owns. */
+function toRestart(pods: PodSummary[]): PodsToRestart {
+  const workloads = [
+    ...new Set(
+      pods.flatMap((pod) =>
+        pod.workload === undefined ? [] : [`${pod.namespace} ${pod.workload}`],
+      ),
+    ),
+  ].sort();
+  const others = pods
+    .filter((pod) => pod.workload === undefined)
+    .map((pod) => `${pod.namespace}/${pod.name}`)
+    .sort();
+  return {
+    count: pods.length,
+    workloads: workloads.length,
+    commands: workloads.slice(0, LISTED_MAX).map((key) => {
+      const [namespace, workload] = key.split(" ");
+      return `kubectl -n ${namespace} rollout restart ${workload}`;
+    }),
+    byHand: others.length,
+    others: others.slice(0, LISTED_MAX),
+  };
+}
+
 /**
- * The pods created before their node's switch that ask the cluster DNS. switchedAt: per switched
- * node, when its kubelet ran with the cache (undefined: not known).
+ * The pods created before their node's switch that ask the cluster DNS, and those created while
+ * switched (for an uninstall). switchedAt: per switched node, when its kubelet ran with the cache
+ * (undefined: not known).
  */
 export function podsToRecreate(
   pods: PodSummary[],
   switchedAt: Record<string, string | undefined>,
 ): PodsReport {
-  const stale = stalePods(pods, switchedAt);
-  const commands = workloadsToRestart(pods, switchedAt).map(
-    ({ namespace, workload }) => `kubectl -n ${namespace} rollout restart ${workload}`,
-  );
-  const others = stale
-    .filter((pod) => pod.workload === undefined)
-    .map((pod) => `${pod.namespace}/${pod.name}`);
   return {
-    count: stale.length,
-    commands: commands.slice(0, LISTED_MAX),
-    others: others.sort().slice(0, LISTED_MAX),
+    ...toRestart(podsBySwitch(pods, switchedAt, "before")),
     unknownSwitchTime: Object.entries(switchedAt)
       .filter(([, at]) => at === undefined)
       .map(([node]) => node)
       .sort(),
+    afterUninstall: toRestart(podsBySwitch(pods, switchedAt, "after")),
   };
 }
 
@@ -211,7 +249,7 @@ export function workloadsToRestart(
   switchedAt: Record<string, string | undefined>,
 ): WorkloadRestart[] {
   const latest = new Map<string, WorkloadRestart>();
-  for (const pod of stalePods(pods, switchedAt)) {
+  for (const pod of podsBySwitch(pods, switchedAt, "before")) {
     if (pod.workload === undefined) continue;
     const at = switchedAt[pod.nodeName]!;
     const key = `${pod.namespace} ${pod.workload}`;
@@ -240,13 +278,29 @@ export function podsLine(report: PodsReport): string {
   if (report.count === 0) {
     return `pods to recreate: none (every pod on a switched node was created after its switch${unknown})`;
   }
-  const how =
-    report.commands.length > 0
-      ? `${report.commands.length} workload(s) to restart, e.g. ${report.commands[0]}`
-      : "no workload owns them";
   return (
     `pods to recreate: ${report.count}, created before their node's switch and still asking ` +
-    `kube-dns; ${how}; ${report.others.length} pod(s) to recreate by hand; ` +
-    `stack output podsToRecreate${unknown}`
+    `kube-dns; ${how(report)}; stack output podsToRecreate${unknown}`
   );
+}
+
+/** One line for the update's log: what an uninstall would leave to recreate. */
+export function uninstallLine(report: PodsReport): string {
+  const after = report.afterUninstall;
+  if (after.count === 0) {
+    return "pods to recreate after an uninstall: none (no pod on a switched node was created while switched)";
+  }
+  return (
+    `pods to recreate after an uninstall: ${after.count}, created while their node was switched ` +
+    `(they keep asking the cache's address); ${how(after)}; ` +
+    "stack output podsToRecreate.afterUninstall"
+  );
+}
+
+function how(pods: PodsToRestart): string {
+  const restart =
+    pods.workloads > 0
+      ? `${pods.workloads} workload(s) to restart, e.g. ${pods.commands[0]}`
+      : "no workload owns them";
+  return `${restart}; ${pods.byHand} pod(s) to recreate by hand`;
 }

@@ -12,6 +12,7 @@ import {
   switchedInThisUpdate,
   switchesOfThisUpdate,
   switchTimes,
+  uninstallLine,
   workloadsToRestart,
 } from "../components/podsToRecreate";
 
@@ -119,7 +120,7 @@ describe("switchesOfThisUpdate", () => {
 });
 
 describe("podsToRecreate", () => {
-  const pods = podSummaries([
+  const items = [
     pod("web-5d9c-abcde", {
       owner: { kind: "ReplicaSet", name: "web-5d9c" },
       labels: { "pod-template-hash": "5d9c" },
@@ -143,7 +144,8 @@ describe("podsToRecreate", () => {
     pod("elsewhere", { node: "n9" }),
     pod("adopted", { node: "n2" }),
     { metadata: { name: "malformed" } },
-  ]);
+  ];
+  const pods = podSummaries(items);
 
   it("finds the pods set up before their node's switch that ask kube-dns", () => {
     const report = podsToRecreate(pods, { n1: SWITCHED, n2: undefined });
@@ -154,7 +156,53 @@ describe("podsToRecreate", () => {
       "kubectl -n shop rollout restart statefulset/db",
     ]);
     assert.deepEqual(report.others, ["shop/bare", "shop/job-x"]);
+    assert.deepEqual([report.workloads, report.byHand], [3, 2]);
     assert.deepEqual(report.unknownSwitchTime, ["n2"]);
+  });
+
+  it("finds, for an uninstall, the pods set up while their node was switched", () => {
+    const report = podsToRecreate(
+      podSummaries([
+        ...items,
+        pod("api-7f-xyz", {
+          created: AFTER,
+          owner: { kind: "ReplicaSet", name: "api-7f" },
+          labels: { "pod-template-hash": "7f" },
+        }),
+        pod("same-second", { created: SWITCHED }),
+      ]),
+      { n1: SWITCHED, n2: undefined },
+    );
+    assert.deepEqual(report.afterUninstall, {
+      count: 3,
+      workloads: 1,
+      commands: ["kubectl -n shop rollout restart deployment/api"],
+      byHand: 2,
+      others: ["shop/new", "shop/same-second"],
+    });
+    // The switch's own second is on both sides: never left out.
+    assert.equal(report.count, 7);
+  });
+
+  it("counts every workload and pod, and lists at most 50 of each", () => {
+    const many = podSummaries(
+      Array.from({ length: 60 }, (_, i) => [
+        pod(`app${i}-5d9c-a`, {
+          owner: { kind: "ReplicaSet", name: `app${i}-5d9c` },
+          labels: { "pod-template-hash": "5d9c" },
+        }),
+        pod(`bare${i}`),
+      ]).flat(),
+    );
+    const report = podsToRecreate(many, { n1: SWITCHED });
+    assert.deepEqual(
+      [report.count, report.workloads, report.commands.length, report.byHand, report.others.length],
+      [120, 60, 50, 60, 50],
+    );
+    assert.match(
+      podsLine(report),
+      /; 60 workload\(s\) to restart, e\.g\. .*; 60 pod\(s\) to recreate by hand;/,
+    );
   });
 
   it("restarts each workload once, stamped with the latest switch among its pods' nodes", () => {
@@ -204,6 +252,26 @@ describe("podsToRecreate", () => {
     assert.equal(
       podsLine(podsToRecreate(pods, { n1: "2026-11-26T08:59:59Z" })),
       "pods to recreate: none (every pod on a switched node was created after its switch)",
+    );
+  });
+
+  it("says in one more line what an uninstall would leave to recreate", () => {
+    assert.equal(
+      uninstallLine(podsToRecreate(pods, { n1: "2026-11-26T08:59:59Z" })),
+      "pods to recreate after an uninstall: 7, created while their node was switched (they keep " +
+        "asking the cache's address); 3 workload(s) to restart, e.g. kubectl -n shop rollout " +
+        "restart daemonset/agent; 3 pod(s) to recreate by hand; " +
+        "stack output podsToRecreate.afterUninstall",
+    );
+    assert.equal(
+      uninstallLine(podsToRecreate(pods, { n1: SWITCHED, n2: undefined })),
+      "pods to recreate after an uninstall: 1, created while their node was switched (they keep " +
+        "asking the cache's address); no workload owns them; 1 pod(s) to recreate by hand; " +
+        "stack output podsToRecreate.afterUninstall",
+    );
+    assert.equal(
+      uninstallLine(podsToRecreate(pods, {})),
+      "pods to recreate after an uninstall: none (no pod on a switched node was created while switched)",
     );
   });
 });

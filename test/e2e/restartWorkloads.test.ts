@@ -3,12 +3,13 @@
 // listed by `up`, left alone by `destroy --run-program` (which switches nothing: a restart there
 // would hand the new pod the cache that is about to go), and restarted by the `up` that switches
 // the node again, as `kubectl rollout restart` does; its controller replaces the pod, and the next
-// `up` finds nothing to recreate and starts no second rollout.
+// `up` finds nothing to recreate and starts no second rollout. The new pod, set up on the cache,
+// is what an uninstall leaves to recreate: `destroy --run-program` names its workload.
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { E2eCluster, type ClusterNode } from "./pulumi/cluster";
+import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
 import { PulumiWorkspace } from "./pulumi/workspace";
 import { CLUSTER_TOOLS, clusterTestOptions } from "./pulumi/tools";
 import { requireTools } from "./support/toolchain";
@@ -150,21 +151,39 @@ describe("restartWorkloads, for real", { ...options, concurrency: 1 }, () => {
     const generation = (await deployment()).metadata.generation;
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
+    const restart = "kubectl -n default rollout restart deployment/web";
     assert.deepEqual(up.outputs?.podsToRecreate, {
       count: 0,
+      workloads: 0,
       commands: [],
+      byHand: 0,
       others: [],
       unknownSwitchTime: [],
+      // The replacement pod was set up on the cache: an uninstall would leave it asking for it.
+      afterUninstall: { count: 1, workloads: 1, commands: [restart], byHand: 0, others: [] },
       restarted: [],
       failed: [],
     });
     assert.equal((await deployment()).metadata.generation, generation);
   });
 
-  it("destroy reverts the node", STEP, async () => {
-    const down = await ws.operation("destroy", STACK);
-    assert.ok(down.ok, down.error ?? down.log);
-  });
+  it(
+    "destroy --run-program names, before it reverts, the workloads to restart after it",
+    STEP,
+    async () => {
+      const down = await ws.operation("destroy", STACK, { runProgram: true });
+      assert.ok(down.ok, down.error ?? down.log);
+      assert.match(
+        down.log,
+        /pods to recreate after an uninstall: 1, created while their node was switched .*; 1 workload\(s\) to restart, e\.g\. kubectl -n default rollout restart deployment\/web;/,
+      );
+      assert.deepEqual((await node.program.kubelet()).effective?.clusterDNS, [KUBE_DNS_IP]);
+      const ds = await cluster.controlPlane.api.get(
+        "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns",
+      );
+      assert.equal(ds.status, 404);
+    },
+  );
 });
 
 function ok(r: { code: number; stdout: string; stderr: string }): string {
