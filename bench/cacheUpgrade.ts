@@ -20,13 +20,15 @@ import type { QueryLoopSummary } from "./cacheUpgrade/queryLoop";
 import { ROOT } from "./child";
 import { ms, spread, summarize, table } from "./stats";
 
-const STRATEGIES = ["teardown", "surge", "surge-teardown"] as const;
+const STRATEGIES = ["teardown", "surge", "surge-teardown", "reload"] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const STRATEGY_TEXT: Record<Strategy, string> = {
   teardown: "today's upstream manifest: old stopped (tears down), then new started",
   surge: "maxSurge + `-skipteardown` (this project): new started beside old, then old stopped",
   "surge-teardown": "maxSurge without `-skipteardown`: new started beside old, then old stopped",
+  reload:
+    "a Corefile change (this project's `-reloadwithsignal`): the same process reloads in place",
 };
 
 const RUN_TIMEOUT_MS = 90_000;
@@ -68,7 +70,10 @@ function nodeCacheArgs(): string[] {
 
 interface UpgradeRun {
   queries: QueryLoopSummary;
-  /** From the new process's start to CoreDNS's banner (its servers listen). */
+  /**
+   * From the new process's start to CoreDNS's banner (its servers listen), or from the Corefile's
+   * change to CoreDNS's "Reloading complete".
+   */
   newStartMs: number;
 }
 
@@ -139,6 +144,10 @@ before each node-cache process starts, which node-cache adopts (and deletes on t
 starts the new pod later (seconds), so that gap is a lower bound. In \`surge-teardown\` the old
 process's teardown deletes the interface under the new one; node-cache adds it back at its next
 sync (every 60 s by default), which this kernel cannot, so the failures run to the end of the run.
+In \`reload\` the Corefile (a copy per run, standing for the ConfigMap's volume) gets a longer
+success TTL; node-cache finds the change at its next file sync (every 10 s) and CoreDNS reloads
+in the same process. "Change in effect after": from the new process's start to CoreDNS's start
+banner (it listens), or from the Corefile's change to CoreDNS's "Reloading complete".
 
 ${table(
   [
@@ -146,7 +155,7 @@ ${table(
     "failed queries: median (min–max)",
     "runs with no failed query",
     "longest gap: median (min–max)",
-    "new process listening after: median (min–max)",
+    "change in effect after: median (min–max)",
     "queries per run",
   ],
   rows,
@@ -185,6 +194,7 @@ function main(argv: string[]): void {
   );
   fs.writeFileSync(corefile, renderCorefile(resolvedSettings()));
   const results: Record<Strategy, UpgradeRun[]> = {
+    reload: [],
     teardown: [],
     surge: [],
     "surge-teardown": [],

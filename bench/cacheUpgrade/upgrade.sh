@@ -18,6 +18,8 @@
 #             the address with SO_REUSEPORT); once it answers, the old one gets SIGTERM and
 #             leaves the rules and the interface in place.
 #   surge-teardown  maxSurge without -skipteardown: as surge, but the old process tears down.
+#   reload    no new process: a changed Corefile (the ConfigMap as kubelet updates it), which
+#             node-cache finds at its next file sync (10 s) and loads in place (-reloadwithsignal).
 #
 # The kernel here has no dummy link driver, so the `nodelocaldns` interface is a bridge made
 # before each process starts (node-cache takes an existing link of that name and adds its address;
@@ -28,8 +30,9 @@
 # NODE_CACHE_ARG...: the container args the DaemonSet renders, with @DIR@ where a path is (each
 # process gets a directory of its own), without -skipteardown (added here by strategy). COREFILE: the rendered Corefile (the ConfigMap's
 # Corefile.base). Prints progress on stderr and, last on stdout, one JSON line: the query loop's
-# summary, and how long the new process took from its start to CoreDNS's start banner (printed
-# once its servers listen).
+# summary, and how long the change took to be in effect: from the new process's start to
+# CoreDNS's start banner (printed once its servers listen), or from the Corefile's change to
+# CoreDNS's "Reloading complete".
 
 set -o errexit -o nounset -o pipefail
 
@@ -44,6 +47,7 @@ readonly AFTER_SECONDS=3
 # Every wait in tenths of a second.
 readonly READY_WAIT_TENTHS=100
 readonly EXIT_WAIT_TENTHS=150
+readonly RELOAD_WAIT_TENTHS=300
 
 log() {
   echo "[upgrade.sh ${STRATEGY}] $*" >&2
@@ -107,23 +111,23 @@ wait_ready() {
 }
 
 #######################################
-# Waits until the named process's log shows CoreDNS's banner, which it prints once its servers
-# listen; prints the milliseconds since START (an EPOCHREALTIME).
+# Waits until the named process's log has a line matching PATTERN; prints the milliseconds since
+# START (an EPOCHREALTIME).
 # Arguments:
-#   Name, start.
+#   Name, pattern (grep -E), start, bound in tenths of a second.
 #######################################
-wait_listening() {
-  local name="$1" start="$2"
+wait_for_log() {
+  local name="$1" pattern="$2" start="$3" bound_tenths="$4"
   local hundredths
-  for ((hundredths = 0; hundredths < READY_WAIT_TENTHS * 10; hundredths++)); do
-    if grep -q "^CoreDNS-" "${WORK_DIR}/${name}/log" 2>/dev/null; then
+  for ((hundredths = 0; hundredths < bound_tenths * 10; hundredths++)); do
+    if grep -qE "${pattern}" "${WORK_DIR}/${name}/log" 2>/dev/null; then
       local now="${EPOCHREALTIME}"
       echo $(((${now/./} - ${start/./}) / 1000))
       return 0
     fi
     sleep 0.01
   done
-  die "${name} did not start listening"
+  die "${name}: no log line matching ${pattern} within $((bound_tenths / 10)) s"
 }
 
 #######################################
@@ -155,7 +159,7 @@ make_interface() {
 
 main() {
   case "${STRATEGY}" in
-    teardown | surge | surge-teardown) ;;
+    teardown | surge | surge-teardown | reload) ;;
     *) die "unknown strategy ${STRATEGY}" ;;
   esac
   [[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] ||
@@ -183,8 +187,11 @@ EOF
     -setupiptables=false -metrics-listen-address 127.0.0.1:9399 \
     -basecorefile "${WORK_DIR}/kube-dns/Corefile.base" -conf "@DIR@/Corefile"
 
-  local old_flags=("${NODE_CACHE_ARGS[@]}" -basecorefile "${COREFILE}")
-  if [[ ${STRATEGY} == surge ]]; then
+  # The ConfigMap's volume: node-cache watches the Corefile's directory.
+  mkdir -p "${WORK_DIR}/config-volume"
+  cp "${COREFILE}" "${WORK_DIR}/config-volume/Corefile.base"
+  local old_flags=("${NODE_CACHE_ARGS[@]}" -basecorefile "${WORK_DIR}/config-volume/Corefile.base")
+  if [[ ${STRATEGY} == surge || ${STRATEGY} == reload ]]; then
     old_flags+=(-skipteardown)
   fi
   make_interface
@@ -206,7 +213,7 @@ EOF
       make_interface
       new_start="${EPOCHREALTIME}"
       start_node_cache new new_pid "${old_flags[@]}"
-      start_ms=$(wait_listening new "${new_start}")
+      start_ms=$(wait_for_log new "^CoreDNS-" "${new_start}" "${READY_WAIT_TENTHS}")
       wait_ready "the new cache"
       ;;
     surge | surge-teardown)
@@ -214,8 +221,22 @@ EOF
       start_node_cache new new_pid "${old_flags[@]}"
       # Both listen on the same address and ports, so the health check cannot tell them apart;
       # the new process's log can.
-      start_ms=$(wait_listening new "${new_start}")
+      start_ms=$(wait_for_log new "^CoreDNS-" "${new_start}" "${READY_WAIT_TENTHS}")
       stop_gracefully "${old_pid}" "the old cache"
+      ;;
+    reload)
+      # As kubelet updates a ConfigMap volume: the new content replaces the file at once. The
+      # change: a longer success TTL in the cluster zone's cache.
+      new_pid="${old_pid}"
+      sed 's/^\( *success [0-9]*\) [0-9]*$/\1 31/' "${WORK_DIR}/config-volume/Corefile.base" \
+        >"${WORK_DIR}/config-volume/.Corefile.base.new"
+      if cmp -s "${WORK_DIR}/config-volume/Corefile.base" \
+        "${WORK_DIR}/config-volume/.Corefile.base.new"; then
+        die "the Corefile change changed nothing"
+      fi
+      new_start="${EPOCHREALTIME}"
+      mv "${WORK_DIR}/config-volume/.Corefile.base.new" "${WORK_DIR}/config-volume/Corefile.base"
+      start_ms=$(wait_for_log old "Reloading complete" "${new_start}" "${RELOAD_WAIT_TENTHS}")
       ;;
   esac
   log "upgrade done"
