@@ -119,9 +119,10 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     await label(n1, "off");
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
+    // Its switch, guard and cleanup (which finds the cache still running there: nothing removed).
     assert.equal(
       up.summary?.resourceChanges?.delete,
-      2,
+      3,
       JSON.stringify(up.summary?.resourceChanges),
     );
     assert.deepEqual(await dnsOf(n1), [KUBE_DNS_IP]);
@@ -132,10 +133,10 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
     const up = await ws.operation("up", STACK);
     assert.ok(up.ok, up.error ?? up.log);
     assert.match(up.log, new RegExp(`left the cluster, retired without a revert: ${n2.name}`));
-    // Its switch and guard, and the managed-nodes record (which no longer lists it).
+    // Its switch, guard and cleanup, and the managed-nodes record (which no longer lists it).
     assert.equal(
       up.summary?.resourceChanges?.update,
-      3,
+      4,
       JSON.stringify(up.summary?.resourceChanges),
     );
     // The command provider logs each of its (up to 10) dials of a dead host: none was attempted.
@@ -159,11 +160,12 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error ?? up.log);
       // The retired switch and guard are declared again with the same triggers: an update, which
-      // runs `update` on the node; the launcher switches a node that uses kube-dns. The third
-      // update is the managed-nodes record, which lists it again.
+      // runs `update` on the node; the launcher switches a node that uses kube-dns. The retired
+      // cleanup too (no update text: nothing runs). The fourth update is the managed-nodes record,
+      // which lists it again.
       assert.equal(
         up.summary?.resourceChanges?.update,
-        3,
+        4,
         JSON.stringify(up.summary?.resourceChanges),
       );
       assert.deepEqual(await dnsOf(rejoined), [LOCAL_DNS_IP]);
@@ -182,7 +184,7 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
       assert.ok(retire.ok, retire.error ?? retire.log);
       assert.equal(
         retire.summary?.resourceChanges?.update,
-        3,
+        4,
         JSON.stringify(retire.summary?.resourceChanges),
       );
       assert.doesNotMatch(retire.log, /Dial \d+\/\d+ failed/);
@@ -190,10 +192,11 @@ describe("discovery, for real: nodes from the API server", { ...options, concurr
       assert.ok(up.ok, up.error ?? up.log);
       assert.equal(
         up.summary?.resourceChanges?.delete,
-        2,
+        3,
         JSON.stringify(up.summary?.resourceChanges),
       );
       assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`kubelet-${n3.name}`));
+      assert.ok(!JSON.stringify(ws.checkpoint(STACK)).includes(`cleanup-${n3.name}`));
     },
   );
 

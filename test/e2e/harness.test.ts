@@ -116,16 +116,17 @@ describe("end-to-end harness", { ...options, timeout: 15 * 60_000 }, () => {
     for (const object of objects.all) {
       await cp!.createObject(object);
     }
+    // Available once Ready for the DaemonSet's minReadySeconds (10 s).
     const status = await waitFor(
-      "DaemonSet node-local-dns ready on 1 node",
+      "DaemonSet node-local-dns available on 1 node",
       async () => {
         const { body } = await cp!.api.get<{ status?: Record<string, number> }>(DS_PATH);
         const s = body.status ?? {};
-        return s.desiredNumberScheduled === 1 && s.numberReady === 1 ? s : undefined;
+        return s.desiredNumberScheduled === 1 && s.numberAvailable === 1 ? s : undefined;
       },
       60_000,
     );
-    assert.equal(status.numberAvailable, 1);
+    assert.equal(status.numberReady, 1);
     const pods = expectOk(await cp!.api.list<Pod>(PODS), "list pods").items;
     assert.equal(pods.length, 1);
     assert.equal(pods[0]!.spec.nodeName, NODE_NAME);
