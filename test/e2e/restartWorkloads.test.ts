@@ -20,6 +20,8 @@ const STACK = "restarts";
 const STEP = { timeout: 10 * 60_000 };
 const DEPLOYMENT = "/apis/apps/v1/namespaces/default/deployments/web";
 const RESTARTED_AT = "kubectl.kubernetes.io/restartedAt";
+/** podsToRecreate.afterUninstall with no pod in it. */
+const NONE = { count: 0, workloads: 0, commands: [], byHand: 0, others: [] };
 
 interface Deployment {
   metadata: { generation: number };
@@ -91,9 +93,12 @@ describe("restartWorkloads, for real", { ...options, concurrency: 1 }, () => {
     assert.ok(up.ok, up.error ?? up.log);
     assert.deepEqual(up.outputs?.podsToRecreate, {
       count: 1,
+      workloads: 1,
       commands: ["kubectl -n default rollout restart deployment/web"],
+      byHand: 0,
       others: [],
       unknownSwitchTime: [],
+      afterUninstall: NONE,
     });
     assert.equal((await deployment()).metadata.generation, 1);
   });
@@ -121,11 +126,15 @@ describe("restartWorkloads, for real", { ...options, concurrency: 1 }, () => {
       assert.ok(up.ok, up.error ?? up.log);
       const switchedAt = (up.outputs?.managedNodes as { switchedAt?: string }[])[0]?.switchedAt;
       assert.match(switchedAt ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      // The report is made before the restart: the pod is still the one set up before the switch.
       assert.deepEqual(up.outputs?.podsToRecreate, {
         count: 1,
+        workloads: 1,
         commands: ["kubectl -n default rollout restart deployment/web"],
+        byHand: 0,
         others: [],
         unknownSwitchTime: [],
+        afterUninstall: NONE,
         restarted: ["default/deployment/web"],
         failed: [],
       });
