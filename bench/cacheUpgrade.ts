@@ -24,7 +24,7 @@ const STRATEGIES = ["teardown", "surge", "surge-teardown", "reload"] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
 const STRATEGY_TEXT: Record<Strategy, string> = {
-  teardown: "today's upstream manifest: old stopped (tears down), then new started",
+  teardown: "the upstream manifest's (and this project's before): old stopped, then new started",
   surge: "maxSurge + `-skipteardown` (this project): new started beside old, then old stopped",
   "surge-teardown": "maxSurge without `-skipteardown`: new started beside old, then old stopped",
   reload:

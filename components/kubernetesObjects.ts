@@ -54,9 +54,9 @@ const COREFILE_PATH = "/etc/Corefile";
 const PIDFILE_PATH = "/tmp/node-cache.pid";
 const CONTAINER_NAME = "node-cache";
 /**
- * How long a new pod runs before its node's old pod is deleted in an upgrade. node-cache answers
- * within about a second of its start (BENCHMARKS.md, section 8); a new process that fails at
- * start (a Corefile it cannot load) exits well within this, so the old pod stays.
+ * How long a new pod runs before its node's old pod is deleted in an upgrade. node-cache listens
+ * about 30 ms after its start (BENCHMARKS.md, section 8); a new process that fails at start (a
+ * Corefile it cannot load) exits well within this, so the old pod stays.
  */
 const UPGRADE_MIN_READY_SECONDS = 10;
 
