@@ -29,6 +29,9 @@ import {
   rawConfigFromEngine,
   readConfigMapAnnotations,
   readConfigMapData,
+  readDaemonSet,
+  OLD_PODS_TEAR_DOWN_WARNING,
+  tearsDownOnExit,
   KubeSettings,
   readKubeletClusterDns,
   reportPods,
@@ -120,6 +123,30 @@ async function checkKubeProxyMode(settings: Settings): Promise<string> {
     await pulumi.log.info(`kubeProxyMode not checked: cannot read ${namespace}/${name}: ${reason}`);
     return `not checked: cannot read ${namespace}/${name}`;
   }
+}
+
+/**
+ * Whether the cluster's DaemonSet is of an earlier version, whose pods remove the cache's interface
+ * when they exit: then this update replaces each old pod first (README "Cache upgrades"), with a
+ * warning. Without a kubeconfig: false (nothing to read; preview without a cluster). A failed read
+ * is taken as true, with a warning: an update the old way costs a short gap per node, a surge
+ * beside old pods up to a minute.
+ */
+async function checkOldPodsTearDown(): Promise<boolean> {
+  const kube = providerKubeSettings();
+  if (!hasKubeconfig(kube)) return false;
+  let oldPodsTearDown: boolean;
+  try {
+    oldPodsTearDown = tearsDownOnExit(await readDaemonSet(kube, NAMESPACE, APP_NAME));
+  } catch (err) {
+    await pulumi.log.warn(
+      `${NAMESPACE}/${APP_NAME}: the DaemonSet not read (${shortReason(err)}): ` +
+        "an update replaces each node's pod the old way, the old pod first",
+    );
+    return true;
+  }
+  if (oldPodsTearDown) await pulumi.log.warn(OLD_PODS_TEAR_DOWN_WARNING);
+  return oldPodsTearDown;
 }
 
 /**
@@ -221,6 +248,7 @@ function deploy(
   fleet: FleetPlan,
   monitoring: MonitoringKind[],
   view: Promise<Record<string, LiveNodeView> | string>,
+  oldPodsTearDown: Promise<boolean>,
 ) {
   fleet.warnings.forEach((w) => void pulumi.log.warn(w));
   const repairs = planRepairs(fleet, view);
@@ -230,6 +258,7 @@ function deploy(
     repairs,
     kube: providerKubeSettings(),
     monitoring,
+    oldPodsTearDown,
   });
   // Apart from the other outputs: a failed verification fails this one alone (and so the update).
   const verified = verifySwitches(
@@ -317,8 +346,10 @@ const live = fleet.then(
   (plan) => readLiveView(settings, plan),
   () => "not read: no fleet",
 );
+// Read beside the registrations: only the DaemonSet's updateStrategy waits for it.
+const oldPodsTearDown = checkOldPodsTearDown();
 const deployment = Promise.all([fleet, planMonitoring(settings)]).then(([plan, monitoring]) =>
-  deploy(settings, plan, monitoring, live),
+  deploy(settings, plan, monitoring, live, oldPodsTearDown),
 );
 const deployed = pulumi.output(deployment.then((d) => d.outputs));
 /**

@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseSettings } from "../components/config";
+import { tearsDownOnExit } from "../components/daemonSetRollout";
 import { KUBELET_CONFIG_MAP, ORIGINAL_ANNOTATION } from "../components/kubeletConfigMap";
 import {
   EARLIER_NODE_FILES,
@@ -27,7 +28,7 @@ import { describePlan, planRollout } from "../components/rollout";
 import { rawConfigFromFiles } from "../components/stackConfig";
 import { discoveredFleet, listedFleet } from "./fleet";
 
-const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>] [--kubelet-config-from <file>] [--project-dir <dir>]
+const USAGE = `usage: npm run render -- --stack <name> --out <dir> [--cluster-dns-ip <ip>] [--nodes-from <file>] [--kubelet-config-from <file>] [--daemonset-from <file>] [--project-dir <dir>]
 
 Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/manifests.yaml                 the Kubernetes objects, in apply order
@@ -36,7 +37,8 @@ Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   <dir>/nodes/<node>/switch.bash       the launcher its switch Command sends on stdin, which runs
                                        the delivered node program
   <dir>/nodes/<node>/guard.bash        the revert guard its guard Command sends on stdin
-  <dir>/nodes/<node>/commands.txt      the command lines both Commands run
+  <dir>/nodes/<node>/cleanup.bash      what its cleanup Command sends on stdin (destroy only)
+  <dir>/nodes/<node>/commands.txt      the command lines the three Commands run
   <dir>/monitoring.yaml                with monitoring asked for: the ServiceMonitor and the
                                        PrometheusRule (up creates each only if its CRD exists)
   <dir>/kubelet-config.yaml            with kubeadmKubeletConfig: the \`kubelet\` document of
@@ -48,6 +50,11 @@ Writes, offline, what \`pulumi up --stack <name>\` would apply and run:
   --kubelet-config-from <file>
                           with nodelocaldns:kubeadmKubeletConfig, the cluster's ConfigMap: the
                           output of \`kubectl -n kube-system get configmap kubelet-config -o json\`
+  --daemonset-from <file> the cluster's DaemonSet, when there is one: the output of
+                          \`kubectl -n kube-system get daemonset node-local-dns -o json\`. One of
+                          an earlier version (node-cache without -skipteardown) is updated the old
+                          way, each old pod first (README "Cache upgrades"); without this file,
+                          render shows the update of a DaemonSet of this version
   --project-dir <dir>     where Pulumi.yaml is (default: .)
   --help                  this text`;
 
@@ -62,6 +69,7 @@ export function main(argv: string[]): number {
         "cluster-dns-ip": { type: "string" },
         "nodes-from": { type: "string" },
         "kubelet-config-from": { type: "string" },
+        "daemonset-from": { type: "string" },
         "project-dir": { type: "string", default: "." },
         help: { type: "boolean" },
       },
@@ -106,7 +114,8 @@ export function main(argv: string[]): number {
     fleet.warnings.forEach((w) => console.error(`warning: ${w}`));
     const nodes = fleet.nodes;
     const kubeletConfig = savedKubeletConfig(settings, args["kubelet-config-from"]);
-    const files = renderStack({ ...settings, nodes, clusterDnsIp }, kubeletConfig);
+    const oldPodsTearDown = savedDaemonSetTearsDown(args["daemonset-from"]);
+    const files = renderStack({ ...settings, nodes, clusterDnsIp, oldPodsTearDown }, kubeletConfig);
     const removed = removeStaleNodeDirs(
       args.out,
       nodes.map((n) => n.name),
@@ -135,6 +144,25 @@ export function main(argv: string[]): number {
     console.error(err instanceof ConfigError ? err.message : `render: ${(err as Error).message}`);
     return 1;
   }
+}
+
+/** Whether the DaemonSet saved in `file` runs node-cache that tears down on exit (no file: no). */
+function savedDaemonSetTearsDown(file: string | undefined): boolean {
+  if (file === undefined) return false;
+  let daemonSet: unknown;
+  try {
+    daemonSet = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new Error(
+      `--daemonset-from ${file}: not a DaemonSet as JSON (${(err as Error).message})`,
+    );
+  }
+  if ((daemonSet as { kind?: unknown } | null)?.kind !== "DaemonSet") {
+    throw new Error(
+      `--daemonset-from ${file}: not a DaemonSet (kubectl ... get daemonset ... -o json)`,
+    );
+  }
+  return tearsDownOnExit(daemonSet);
 }
 
 /** With kubeadmKubeletConfig, the ConfigMap saved in `file`; without it, a file is a mistake. */

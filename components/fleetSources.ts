@@ -15,6 +15,7 @@ import {
   apiError,
   apiextensionsV1Api,
   apiStatus,
+  appsV1Api,
   coreV1Api,
   shortReason,
   type KubeSettings,
@@ -69,6 +70,21 @@ async function readConfigMap(kube: KubeSettings, namespace: string, name: string
   try {
     const configMap = await api.readNamespacedConfigMap({ namespace, name });
     return { data: configMap.data ?? {}, annotations: configMap.metadata?.annotations ?? {} };
+  } catch (err) {
+    if (apiStatus(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** DaemonSet namespace/name as the API server holds it; undefined when there is none. */
+export async function readDaemonSet(
+  kube: KubeSettings,
+  namespace: string,
+  name: string,
+): Promise<unknown> {
+  const api = await appsV1Api(kube);
+  try {
+    return await api.readNamespacedDaemonSet({ namespace, name });
   } catch (err) {
     if (apiStatus(err) === 404) return undefined;
     throw err;

@@ -25,8 +25,10 @@ export {
   providerKubeSettings,
   readConfigMapAnnotations,
   readConfigMapData,
+  readDaemonSet,
   KubeSettings,
 } from "./fleetSources";
+export { OLD_PODS_TEAR_DOWN_WARNING, tearsDownOnExit } from "./daemonSetRollout";
 export { shortReason } from "./kubeClient";
 export { reportPods, verifySwitches } from "./afterSwitch";
 export { liveView, LiveNodeView, LiveRead, LiveState, parseConfigz } from "./kubeletLive";

@@ -48,6 +48,12 @@ export async function abortableRequest(signal: AbortSignal) {
   };
 }
 
+/** An AppsV1 client (DaemonSets) for the cluster of these settings. */
+export async function appsV1Api(kube: KubeSettings) {
+  const { k8s, kubeconfig } = await loadKubeConfig(kube);
+  return kubeconfig.makeApiClient(k8s.AppsV1Api);
+}
+
 /** An ApiextensionsV1 client (CustomResourceDefinitions) for the cluster of these settings. */
 export async function apiextensionsV1Api(kube: KubeSettings) {
   const { k8s, kubeconfig } = await loadKubeConfig(kube);

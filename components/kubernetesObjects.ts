@@ -7,6 +7,7 @@
 // for `__PILLAR__UPSTREAM__SERVERS__`.
 
 import { renderCorefile } from "./corefile";
+import { SKIP_TEARDOWN, updateStrategy } from "./daemonSetRollout";
 import { MANAGED_NODES_RECORD, managedNodesRecord } from "./discovery";
 import { DELIVERED_NODE_PROGRAM, NODE_PROGRAM_DELIVERY } from "./nodeScript";
 import {
@@ -83,7 +84,7 @@ function nodeCacheArgs(s: ResolvedSettings): string[] {
     // then leave the interface and the iptables rules to it. Without this flag its exit removes
     // them under the new pod, which answers nothing until its next sync (60 s). The cleanup
     // Command removes them after the DaemonSet is deleted (cleanup.bash).
-    "-skipteardown",
+    SKIP_TEARDOWN,
     // Without it node-cache sets up its iptables rules only at the first sync (60 s after start).
     "-pidfile",
     PIDFILE_PATH,
@@ -251,12 +252,10 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       // once the new one has been Ready for minReadySeconds: a switched node is never without an
       // answering cache (README "Cache upgrades"; measured in BENCHMARKS.md, section 8). Ready is
       // the container running: a probe cannot tell the two pods apart, as both answer on the
-      // same address and ports.
+      // same address and ports. From a DaemonSet whose pods tear down on exit: the old pod first
+      // (daemonSetRollout.ts).
       minReadySeconds: UPGRADE_MIN_READY_SECONDS,
-      updateStrategy: {
-        type: "RollingUpdate",
-        rollingUpdate: { maxSurge: "10%", maxUnavailable: 0 },
-      },
+      updateStrategy: updateStrategy(s.oldPodsTearDown ?? false),
       selector: { matchLabels: { ...APP_LABELS } },
       template: {
         metadata: { labels: { ...APP_LABELS }, annotations: prometheusAnnotations(s) },

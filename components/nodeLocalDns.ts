@@ -35,6 +35,11 @@ export interface NodeLocalDnsArgs {
   kube?: KubeSettings;
   /** The monitoring objects to create: asked for, and their CRDs installed (monitoringPlan). */
   monitoring?: MonitoringKind[];
+  /**
+   * The cluster's DaemonSet is of an earlier version, whose pods tear down on exit: this update
+   * replaces each old pod first (daemonSetRollout.ts). Default: false.
+   */
+  oldPodsTearDown?: pulumi.Input<boolean>;
 }
 
 export class NodeLocalDns extends pulumi.ComponentResource {
@@ -75,7 +80,9 @@ export class NodeLocalDns extends pulumi.ComponentResource {
             `${NAMESPACE}/${settings.dnsServiceName}`,
             child,
           ).spec.clusterIP;
-    const resolved = this.clusterDnsIp.apply((ip) => resolve(settings, ip));
+    const resolved = pulumi
+      .all([this.clusterDnsIp, args.oldPodsTearDown ?? false])
+      .apply(([ip, oldPodsTearDown]) => ({ ...settings, clusterDnsIp: ip, oldPodsTearDown }));
     const objects = resolved.apply(nodeLocalDnsObjects);
     // Each resource takes its fields from the rendered object of the same name, so the component
     // registers exactly what render writes (the typed classes add apiVersion and kind).
@@ -321,10 +328,6 @@ export class NodeLocalDns extends pulumi.ComponentResource {
     new command.remote.Command(`${name}-kubelet-${node.name}`, args, opts);
     new command.remote.Command(`${name}-cleanup-${node.name}`, args, opts);
   }
-}
-
-function resolve(settings: Settings, clusterDnsIp: string): ResolvedSettings {
-  return { ...settings, clusterDnsIp };
 }
 
 function nodeCommandArgs(

@@ -111,7 +111,14 @@ export interface Settings {
 }
 
 /** Settings once the kube-dns ClusterIP is known (from config or from the cluster). */
-export type ResolvedSettings = Settings & { clusterDnsIp: string };
+export type ResolvedSettings = Settings & {
+  clusterDnsIp: string;
+  /**
+   * The DaemonSet in the cluster is of an earlier version, whose pods tear down on exit: this
+   * update replaces each old pod first (daemonSetRollout.ts). Default: false.
+   */
+  oldPodsTearDown?: boolean;
+};
 
 export const NAMESPACE = "kube-system";
 export const APP_NAME = "node-local-dns";

@@ -5,8 +5,9 @@
 // PrometheusRule CRD is not, so only the ServiceMonitor is declared, with a warning for the other;
 // the first two reads of the stack's own last outputs fail as a `file://` backend's may while the
 // update writes its checkpoint, and the third gives the live view its record; the drifted node is
-// repaired and confirmed, the cluster's unlisted Nodes are read for the reverse case, and the
-// pods created before the switch are listed.
+// repaired and confirmed, the cluster's unlisted Nodes are read for the reverse case, the pods
+// created before the switch are listed, and the DaemonSet found is of an earlier version, so the
+// update replaces each old pod first, with a warning.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -14,12 +15,34 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { OLD_PODS_TEAR_DOWN_WARNING } from "../components/daemonSetRollout";
 import { plainHttpKubeconfig } from "./support/fakeKubeconfig";
 import { Registration, startMockRuntime } from "./support/mockRuntime";
 import { outputValue } from "./support/outputValue";
 
 const TOKEN = "fake-token-that-must-not-be-logged";
 const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+const DAEMON_SET = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
+const earlierDaemonSet = {
+  apiVersion: "apps/v1",
+  kind: "DaemonSet",
+  metadata: { name: "node-local-dns", namespace: "kube-system" },
+  spec: {
+    selector: { matchLabels: { "k8s-app": "node-local-dns" } },
+    template: {
+      metadata: { labels: { "k8s-app": "node-local-dns" } },
+      spec: {
+        containers: [
+          {
+            name: "node-cache",
+            image: "x",
+            args: ["-localip", "169.254.20.10", "-reloadwithsignal"],
+          },
+        ],
+      },
+    },
+  },
+};
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nld-cluster-reads-"));
 const requests: string[] = [];
@@ -77,6 +100,10 @@ const server = http.createServer((req, res) => {
     res.end(
       JSON.stringify({ kind: "Status", code: 500, message: "etcdserver: request timed out" }),
     );
+  } else if (req.url === DAEMON_SET) {
+    // The DaemonSet of an earlier version: node-cache without -skipteardown.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(earlierDaemonSet));
   } else if (req.url === `${CRDS}/servicemonitors.monitoring.coreos.com`) {
     res.writeHead(200, { "Content-Type": "application/json" });
     res.end(JSON.stringify({ kind: "CustomResourceDefinition", metadata: { name: "x" } }));
@@ -227,6 +254,22 @@ describe("the program's cluster reads", () => {
     ]) {
       assert.ok(informed.includes(line), informed.join("\n"));
     }
+  });
+
+  it("updates a DaemonSet of an earlier version the old way, each old pod first, and says so", () => {
+    assert.ok(requests.includes(`GET ${DAEMON_SET}`));
+    const ds = regs.find((r) => r.type === "kubernetes:apps/v1:DaemonSet");
+    assert.deepEqual((ds?.inputs.spec as { updateStrategy: unknown }).updateStrategy, {
+      type: "RollingUpdate",
+      rollingUpdate: { maxUnavailable: "10%" },
+    });
+    assert.ok(
+      (
+        ds?.inputs.spec as { template: { spec: { containers: { args: string[] }[] } } }
+      ).template.spec.containers[0]!.args.includes("-skipteardown"),
+      "its new pods leave the interface in place",
+    );
+    assert.equal(warned.filter((w) => w === OLD_PODS_TEAR_DOWN_WARNING).length, 1);
   });
 
   it("asks for each monitoring CRD and declares only what the cluster has", () => {

@@ -417,3 +417,53 @@ describe("npm run render with kubeadmKubeletConfig", () => {
     assert.match(stray.stderr, /--kubelet-config-from needs nodelocaldns:kubeadmKubeletConfig/);
   });
 });
+
+describe("npm run render with --daemonset-from", () => {
+  const stack = [
+    "  nodelocaldns:clusterDnsIp: 10.96.0.10",
+    "  nodelocaldns:nodes:",
+    "    - name: n1",
+    "      host: 10.0.0.1",
+  ];
+  /** The DaemonSet as `kubectl -n kube-system get daemonset node-local-dns -o json` prints it. */
+  const saved = (dir: string, args: string[]) => {
+    const file = path.join(dir, "daemonset.json");
+    const containers = [{ name: "node-cache", image: "x", args }];
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ kind: "DaemonSet", spec: { template: { spec: { containers } } } }),
+    );
+    return file;
+  };
+  const strategyOf = (out: string) => {
+    const docs = parseAllDocuments(fs.readFileSync(path.join(out, "manifests.yaml"), "utf8"));
+    const ds = docs.find((d) => d.get("kind") === "DaemonSet")!;
+    return ds.getIn(["spec", "updateStrategy"], false) as { toJSON(): unknown };
+  };
+
+  it("renders an update of an earlier version's DaemonSet the old way; of this one's a surge", () => {
+    for (const [args, rollingUpdate] of [
+      [["-localip", "169.254.20.10"], { maxUnavailable: "10%" }],
+      [["-localip", "169.254.20.10", "-skipteardown"], { maxSurge: "10%", maxUnavailable: 0 }],
+    ] as const) {
+      const dir = project(stack);
+      const out = path.join(dir, "out");
+      const argv = ["--stack", "test", "--out", out, "--project-dir", dir];
+      const r = capture(
+        () => captureStdout(() => main([...argv, "--daemonset-from", saved(dir, [...args])])).code,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(strategyOf(out).toJSON(), { type: "RollingUpdate", rollingUpdate });
+    }
+  });
+
+  it("names a file that is not a DaemonSet", () => {
+    const dir = project(stack);
+    const file = path.join(dir, "cm.json");
+    fs.writeFileSync(file, JSON.stringify({ kind: "ConfigMap" }));
+    const argv = ["--stack", "test", "--out", path.join(dir, "out"), "--project-dir", dir];
+    const r = capture(() => main([...argv, "--daemonset-from", file]));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--daemonset-from .*cm\.json: not a DaemonSet/);
+  });
+});

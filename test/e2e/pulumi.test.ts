@@ -171,6 +171,76 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "a DaemonSet of an earlier version (node-cache without -skipteardown) is updated old pod first, once",
+    STEP,
+    async () => {
+      const api = cluster.controlPlane.api;
+      const dsPath = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
+      // What an earlier version left in the cluster: the same DaemonSet, node-cache without it,
+      // applied as that version did (server-side apply, by the provider's own field manager, so
+      // that the next apply owns the field as it would).
+      const live = await api.get<{
+        metadata: Record<string, unknown>;
+        spec: { template: { spec: { containers: { name: string; args: string[] }[] } } };
+        status?: unknown;
+      }>(dsPath);
+      assert.equal(live.status, 200);
+      const { metadata, spec } = live.body;
+      const earlier = {
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: { name: metadata.name, namespace: metadata.namespace, labels: metadata.labels },
+        spec: {
+          ...spec,
+          template: {
+            ...spec.template,
+            spec: {
+              ...spec.template.spec,
+              containers: spec.template.spec.containers.map((c) => ({
+                ...c,
+                args: c.args.filter((a) => a !== "-skipteardown"),
+              })),
+            },
+          },
+        },
+      };
+      const manager = daemonSetFieldManager();
+      const applied = await api.request(
+        "PATCH",
+        `${dsPath}?fieldManager=${encodeURIComponent(manager)}&force=true`,
+        JSON.stringify(earlier),
+        "application/apply-patch+yaml",
+      );
+      assert.equal(applied.status, 200, JSON.stringify(applied.body).slice(0, 300));
+
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error);
+      assert.match(up.log, /runs node-cache without -skipteardown \(an earlier version\)/);
+      const updated = await api.get<{
+        spec: {
+          updateStrategy: unknown;
+          template: { spec: { containers: { args: string[] }[] } };
+        };
+      }>(dsPath);
+      assert.deepEqual(updated.body.spec.updateStrategy, {
+        type: "RollingUpdate",
+        rollingUpdate: { maxUnavailable: "10%" },
+      });
+      assert.ok(updated.body.spec.template.spec.containers[0]!.args.includes("-skipteardown"));
+
+      // Its pods leave the interface in place now: the next up surges again, and warns no more.
+      const next = await ws.operation("up", STACK);
+      assert.ok(next.ok, next.error);
+      assert.doesNotMatch(next.log, /without -skipteardown/);
+      const after = await api.get<{ spec: { updateStrategy: unknown } }>(dsPath);
+      assert.deepEqual(after.body.spec.updateStrategy, {
+        type: "RollingUpdate",
+        rollingUpdate: { maxSurge: "10%", maxUnavailable: 0 },
+      });
+    },
+  );
+
+  it(
     "preview warns when kube-system/kube-proxy states another mode than kubeProxyMode",
     STEP,
     async () => {
@@ -699,6 +769,21 @@ function urnOf(type: string, name: string): string {
 }
 
 /** The inputs of a node's switch Command as the engine recorded them. */
+/** The field manager the kubernetes provider applies the DaemonSet with (kept in its state). */
+function daemonSetFieldManager(): string {
+  const resources = (
+    ws.checkpoint(STACK) as {
+      checkpoint: {
+        latest: { resources: { type: string; outputs?: { __fieldManager?: string } }[] };
+      };
+    }
+  ).checkpoint.latest.resources;
+  const ds = resources.find((r) => r.type === "kubernetes:apps/v1:DaemonSet");
+  const manager = ds?.outputs?.__fieldManager;
+  assert.ok(manager, "the DaemonSet's field manager in state");
+  return manager;
+}
+
 function switchInputs(node: string): { stdin: string } {
   const resources = (
     ws.checkpoint(STACK) as {
