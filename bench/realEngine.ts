@@ -31,7 +31,7 @@ export interface RealEngineResult {
   floor: { up: number[]; destroy: number[] };
   /** systemctl restart until /healthz answers, ms. */
   restart: number[];
-  /** Per node: JSON bytes of its two Commands in the checkpoint, and of their inputs there. */
+  /** Per node: JSON bytes of its three Commands in the checkpoint, and of their inputs there. */
   checkpointBytes: number[];
   inputBytes: number[];
   startMs: number;
@@ -133,14 +133,17 @@ async function expectDns(nodes: ClusterNode[], ip: string): Promise<void> {
   }
 }
 
-/** Per node, the JSON bytes of its switch and guard in the checkpoint, whole and inputs only. */
+/**
+ * Per node, the JSON bytes of its Commands (switch, guard, cleanup) in the checkpoint, whole and
+ * inputs only.
+ */
 function perNodeCheckpoint(checkpoint: unknown, result: RealEngineResult): void {
   type Entry = { urn: string; type: string; inputs?: unknown };
   const resources = (checkpoint as { checkpoint: { latest: { resources: Entry[] } } }).checkpoint
     .latest.resources;
   const byNode = new Map<string, { all: number; inputs: number }>();
   for (const r of resources.filter((x) => x.type === "command:remote:Command")) {
-    const node = r.urn.replace(/^.*::nodelocaldns-kubelet-(guard-)?/, "");
+    const node = r.urn.replace(/^.*::nodelocaldns-(kubelet-(guard-)?|cleanup-)/, "");
     const sizes = byNode.get(node) ?? { all: 0, inputs: 0 };
     sizes.all += Buffer.byteLength(JSON.stringify(r));
     sizes.inputs += Buffer.byteLength(JSON.stringify(r.inputs ?? {}));
@@ -204,7 +207,7 @@ export function realEngineTables(r: RealEngineResult): {
     `Ours / (floor + rounds × restart), up: ${ratio(upRatio)} (goal ≤ ${REAL_ENGINE_GOAL}x, ` +
       `${verdict(upRatio <= REAL_ENGINE_GOAL)}); destroy: ${ratio(oursDown.median / downWithRestarts)}.`,
     "",
-    `Checkpoint per node (its switch and guard as the local backend stores them, inputs and ` +
+    `Checkpoint per node (its switch, guard and cleanup as the local backend stores them, inputs and ` +
       `outputs, the connection encrypted): ${spread(cp, (v) => `${v.toFixed(0)} B`)}; their inputs ` +
       `alone: ${spread(inputs, (v) => `${v.toFixed(0)} B`)}; ratio ${ratio(cpRatio)} on the worst node (goal ≤ ` +
       `${CHECKPOINT_GOAL}x, ${verdict(cpRatio <= CHECKPOINT_GOAL)}).`,
