@@ -32,7 +32,7 @@ export function tearsDownOnExit(daemonSet: unknown): boolean {
  */
 export function updateStrategy(oldPodsTearDown: boolean): Record<string, unknown> {
   return oldPodsTearDown
-    ? { type: "RollingUpdate", rollingUpdate: { maxUnavailable: AT_A_TIME } }
+    ? { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: AT_A_TIME } }
     : { type: "RollingUpdate", rollingUpdate: { maxSurge: AT_A_TIME, maxUnavailable: 0 } };
 }
 

@@ -40,7 +40,7 @@ describe("updateStrategy", () => {
     });
     assert.deepEqual(updateStrategy(true), {
       type: "RollingUpdate",
-      rollingUpdate: { maxUnavailable: "10%" },
+      rollingUpdate: { maxSurge: 0, maxUnavailable: "10%" },
     });
   });
 

@@ -261,7 +261,7 @@ describe("the program's cluster reads", () => {
     const ds = regs.find((r) => r.type === "kubernetes:apps/v1:DaemonSet");
     assert.deepEqual((ds?.inputs.spec as { updateStrategy: unknown }).updateStrategy, {
       type: "RollingUpdate",
-      rollingUpdate: { maxUnavailable: "10%" },
+      rollingUpdate: { maxSurge: 0, maxUnavailable: "10%" },
     });
     assert.ok(
       (

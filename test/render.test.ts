@@ -443,7 +443,7 @@ describe("npm run render with --daemonset-from", () => {
 
   it("renders an update of an earlier version's DaemonSet the old way; of this one's a surge", () => {
     for (const [args, rollingUpdate] of [
-      [["-localip", "169.254.20.10"], { maxUnavailable: "10%" }],
+      [["-localip", "169.254.20.10"], { maxSurge: 0, maxUnavailable: "10%" }],
       [["-localip", "169.254.20.10", "-skipteardown"], { maxSurge: "10%", maxUnavailable: 0 }],
     ] as const) {
       const dir = project(stack);

@@ -212,6 +212,23 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
         "application/apply-patch+yaml",
       );
       assert.equal(applied.status, 200, JSON.stringify(applied.body).slice(0, 300));
+      // Its pods run that template, as an earlier version's would.
+      const podNames = await waitFor(
+        "the earlier version's pods on every node",
+        async () => {
+          const ds = await api.get<{
+            metadata: { generation: number };
+            status?: Record<string, number>;
+          }>(dsPath);
+          const s = ds.body.status ?? {};
+          const rolled =
+            s.observedGeneration === ds.body.metadata.generation &&
+            s.updatedNumberScheduled === cluster.nodes.length &&
+            s.numberAvailable === cluster.nodes.length;
+          return rolled ? await nodeLocalDnsPodNames() : undefined;
+        },
+        120_000,
+      );
 
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error);
@@ -224,9 +241,13 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
       }>(dsPath);
       assert.deepEqual(updated.body.spec.updateStrategy, {
         type: "RollingUpdate",
-        rollingUpdate: { maxUnavailable: "10%" },
+        rollingUpdate: { maxSurge: 0, maxUnavailable: "10%" },
       });
       assert.ok(updated.body.spec.template.spec.containers[0]!.args.includes("-skipteardown"));
+      // Every pod was replaced, and up waited for it.
+      const replaced = await nodeLocalDnsPodNames();
+      assert.equal(replaced.length, cluster.nodes.length);
+      assert.ok(!replaced.some((name) => podNames.includes(name)), `${podNames} -> ${replaced}`);
 
       // Its pods leave the interface in place now: the next up surges again, and warns no more.
       const next = await ws.operation("up", STACK);
@@ -769,6 +790,19 @@ function urnOf(type: string, name: string): string {
 }
 
 /** The inputs of a node's switch Command as the engine recorded them. */
+/** The names of the node-local-dns pods that are not being deleted. */
+async function nodeLocalDnsPodNames(): Promise<string[]> {
+  const r = await cluster.controlPlane.api.list<{
+    metadata: { name: string; deletionTimestamp?: string };
+  }>(
+    `/api/v1/namespaces/kube-system/pods?labelSelector=${encodeURIComponent("k8s-app=node-local-dns")}`,
+  );
+  return r.body.items
+    .filter((p) => p.metadata.deletionTimestamp === undefined)
+    .map((p) => p.metadata.name)
+    .sort();
+}
+
 /** The field manager the kubernetes provider applies the DaemonSet with (kept in its state). */
 function daemonSetFieldManager(): string {
   const resources = (
