@@ -124,8 +124,12 @@ describe(
         assert.ok(up.log.includes(`${SUMMARY} on the cache 2/2\n`), up.log);
         assertNoChanges(up.summary?.resourceChanges, up.log);
         for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
-        // The pod created after the switch asks the cache: only the one from before is listed.
-        assert.deepEqual(up.outputs?.podsToRecreate, podsReport(["default/before-switch"]));
+        // The pod created after the switch asks the cache: only the one from before is listed,
+        // and the other is what an uninstall would leave to recreate.
+        assert.deepEqual(
+          up.outputs?.podsToRecreate,
+          podsReport(["default/before-switch"], ["default/after-switch"]),
+        );
       },
     );
 
@@ -244,9 +248,19 @@ async function createPod(n: ClusterNode, name: string): Promise<void> {
   assert.equal(r.status, 201, JSON.stringify(r.body));
 }
 
-/** podsToRecreate with only bare pods (no workload to restart), on nodes with known switch times. */
-function podsReport(others: string[]) {
-  return { count: others.length, commands: [], others, unknownSwitchTime: [] };
+/**
+ * podsToRecreate with only bare pods (no workload to restart), on nodes with known switch times:
+ * those set up before their node's switch, and those set up since (for an uninstall).
+ */
+function podsReport(before: string[], since: string[] = []) {
+  const bare = (others: string[]) => ({
+    count: others.length,
+    workloads: 0,
+    commands: [],
+    byHand: others.length,
+    others,
+  });
+  return { ...bare(before), unknownSwitchTime: [], afterUninstall: bare(since) };
 }
 
 /** What `kubeadm upgrade node` does to kubelet: its file rewritten from the ConfigMap, a restart. */
