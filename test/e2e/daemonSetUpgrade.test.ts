@@ -96,18 +96,35 @@ describe(
       await cp?.stop();
     });
 
-    async function rolledOut(image: string): Promise<Pod[] | undefined> {
+    /**
+     * The serving pods once the DaemonSet says it rolled out `image` to every node and each node
+     * has one serving pod with it (a terminating pod kwok has not removed yet is left out); else
+     * throws what it saw, which waitFor reports on timeout.
+     */
+    async function rolledOut(image: string): Promise<Pod[]> {
       const ds = expectOk(await cp!.api.get<DaemonSetStatus>(DS_PATH), "get DaemonSet");
       const s = ds.status ?? {};
-      if (s.observedGeneration !== ds.metadata.generation) return undefined;
-      if (s.updatedNumberScheduled !== NODES.length || s.numberAvailable !== NODES.length) {
-        return undefined;
-      }
       const pods = expectOk(await cp!.api.list<Pod>(PODS), "list pods").items;
+      const current = pods.filter((p) => serving(p) && p.spec.containers[0]!.image === image);
       const done =
-        pods.length === NODES.length &&
-        pods.every((p) => serving(p) && p.spec.containers[0]!.image === image);
-      return done ? pods : undefined;
+        s.observedGeneration === ds.metadata.generation &&
+        s.updatedNumberScheduled === NODES.length &&
+        s.numberAvailable === NODES.length &&
+        current.length === NODES.length &&
+        new Set(current.map((p) => p.spec.nodeName)).size === NODES.length;
+      if (done) return current;
+      const seen = pods.map((p) =>
+        [
+          p.metadata.name,
+          p.spec.nodeName,
+          p.spec.containers[0]!.image.split(":").at(-1),
+          serving(p) ? "serving" : "not serving",
+          p.metadata.deletionTimestamp === undefined ? "" : "terminating",
+        ].join(" "),
+      );
+      throw new Error(
+        `generation ${ds.metadata.generation}, status ${JSON.stringify(s)}; pods: ${seen.join("; ")}`,
+      );
     }
 
     it("installs the rendered objects; a Ready pod on every node", async () => {

@@ -20,6 +20,7 @@ import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "../pulumi/cluster";
 import { CLUSTER_TOOLS, clusterTestOptions } from "../pulumi/tools";
 import { PulumiWorkspace } from "../pulumi/workspace";
 import { requireTools } from "../support/toolchain";
+import { sleep } from "../support/wait";
 import { KUBELET_LAYOUTS } from "../../support/systemdNode";
 
 const options = clusterTestOptions();
@@ -94,6 +95,16 @@ describe(
         const names = nodes.map((n) => n.name).join(", ");
         assert.ok(up.log.includes(`${SUMMARY} on the cache 0/2; to switch: ${names}\n`), up.log);
         assert.deepEqual(up.outputs?.podsToRecreate, podsReport(["default/before-switch"]));
+        // Switch times are to the second, and a pod of the switch's own second counts as set up
+        // before it (never left out): the second pod is made once that second has passed.
+        const switchedAt = (up.outputs?.managedNodes as { switchedAt?: string }[]).map((m) =>
+          Date.parse(m.switchedAt ?? ""),
+        );
+        assert.ok(
+          switchedAt.every((t) => !Number.isNaN(t)),
+          JSON.stringify(switchedAt),
+        );
+        await sleep(Math.max(0, Math.max(...switchedAt) + 1000 - Date.now()));
         await createPod(nodes[0]!, "after-switch");
       },
     );
