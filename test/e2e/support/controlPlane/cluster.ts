@@ -9,11 +9,13 @@ import { waitFor } from "../wait";
 import { collectionPath, expectOk, type KubeApi } from "./api";
 import { filterAuditEvents, readAuditLog, type AuditEvent, type AuditFilter } from "./audit";
 import type { Pki } from "./pki";
+import { probe, waitReady } from "./probe";
 import type { Processes } from "./processes";
 import type { ControlPlane, ServiceSpec } from "./types";
 
 const STOP_TERM_WAIT_MS = 15_000;
 const NODE_READY_TIMEOUT_MS = 60_000;
+const CONTROLLER_MANAGER_RESTART_TIMEOUT_MS = 60_000;
 
 const live = new Set<Cluster>();
 let exitHandlerInstalled = false;
@@ -94,6 +96,16 @@ export class Cluster implements ControlPlane {
         return status === 200 && ready?.status === "True" ? true : undefined;
       },
       timeoutMs,
+    );
+  }
+
+  async restartControllerManager(): Promise<void> {
+    const component = await this.procs.restart("kube-controller-manager", STOP_TERM_WAIT_MS);
+    const port = component.args.find((a) => a.startsWith("--secure-port="))!.split("=")[1];
+    await waitReady(
+      component,
+      async () => (await probe(`https://127.0.0.1:${port}/healthz`)) === 200,
+      Date.now() + CONTROLLER_MANAGER_RESTART_TIMEOUT_MS,
     );
   }
 

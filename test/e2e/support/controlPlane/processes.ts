@@ -15,6 +15,8 @@ const LOG_TAIL_LINES = 25;
 
 export interface Component {
   readonly name: string;
+  readonly binary: string;
+  readonly args: readonly string[];
   readonly pid: number;
   readonly logPath: string;
   /** Resolves with the exit description ("code 1", "signal SIGKILL") when the process ends. */
@@ -103,9 +105,29 @@ export class Processes {
     });
     child.unref();
     this.reaper?.stdin?.write(`pid ${pid}\n`);
-    const component: Component = { name, pid, logPath, exited, running: () => !done };
+    const component: Component = {
+      name,
+      binary,
+      args,
+      pid,
+      logPath,
+      exited,
+      running: () => !done,
+    };
     this.components.push(component);
     return component;
+  }
+
+  /**
+   * Stops the running component `name` (SIGTERM to its group, SIGKILL after `termWaitMs`) and
+   * starts it again with the same binary and args; its log goes on in the same file.
+   */
+  async restart(name: string, termWaitMs: number): Promise<Component> {
+    const running = this.components.find((c) => c.name === name && c.running());
+    if (running === undefined) throw new Error(`restart: ${name} is not running`);
+    const survivors = await this.stopComponents([running], termWaitMs);
+    if (survivors.length > 0) throw new Error(`restart: ${name} survived SIGKILL`);
+    return this.spawn(name, running.binary, [...running.args]);
   }
 
   pids(): number[] {
@@ -139,13 +161,18 @@ export class Processes {
     const survivors: number[] = [];
     for (const wave of [rest, ...waves]) {
       const members = this.components.filter((c) => wave.includes(c.name) && c.running());
-      members.forEach((c) => groupKill(c.pid, "SIGTERM"));
-      await this.settle(members, termWaitMs);
-      members.filter((c) => c.running()).forEach((c) => groupKill(c.pid, "SIGKILL"));
-      await this.settle(members, 5_000);
-      survivors.push(...members.filter((c) => c.running()).map((c) => c.pid));
+      survivors.push(...(await this.stopComponents(members, termWaitMs)));
     }
     return survivors;
+  }
+
+  /** SIGTERM to each group, SIGKILL to those still running after `termWaitMs`; the survivors. */
+  private async stopComponents(members: Component[], termWaitMs: number): Promise<number[]> {
+    members.forEach((c) => groupKill(c.pid, "SIGTERM"));
+    await this.settle(members, termWaitMs);
+    members.filter((c) => c.running()).forEach((c) => groupKill(c.pid, "SIGKILL"));
+    await this.settle(members, 5_000);
+    return members.filter((c) => c.running()).map((c) => c.pid);
   }
 
   private async settle(members: Component[], ms: number): Promise<void> {

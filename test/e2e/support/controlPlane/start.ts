@@ -5,60 +5,21 @@
 // tails.
 
 import * as fs from "node:fs";
-import * as http from "node:http";
-import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
+import { parseDocument } from "yaml";
 import { CONTROL_PLANE_TOOLS, requireTools } from "../toolchain";
-import { sleep } from "../wait";
 import { KubeApi } from "./api";
 import { DEFAULT_AUDIT_POLICY } from "./audit";
 import { Cluster, installExitHandler } from "./cluster";
 import { adminKubeconfig, makePki, type Pki } from "./pki";
+import { probe, waitReady } from "./probe";
 import { freePort, Processes, type Component } from "./processes";
 import type { ControlPlane, ControlPlaneOptions } from "./types";
 
 const DEFAULT_START_TIMEOUT_MS = 120_000;
 const BIND_ATTEMPTS = 3;
-const PROBE_TIMEOUT_MS = 2_000;
-
-/** GET url (TLS not verified: the component's self-signed serving cert); resolves the status. */
-function probe(url: string, options: https.RequestOptions = {}): Promise<number> {
-  const get = url.startsWith("https:") ? https.get : http.get;
-  return new Promise((resolve, reject) => {
-    const req = get(
-      url,
-      { rejectUnauthorized: false, agent: false, timeout: PROBE_TIMEOUT_MS, ...options },
-      (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("probe timed out")));
-    req.on("error", reject);
-  });
-}
-
-/** Waits until `ready()` answers true; throws if the component exits or the deadline passes. */
-async function waitReady(c: Component, ready: () => Promise<boolean>, deadline: number) {
-  let last = "";
-  while (Date.now() < deadline) {
-    if (!c.running()) {
-      throw new Error(`${c.name} exited (${await c.exited}) before it was ready`);
-    }
-    try {
-      if (await ready()) {
-        return;
-      }
-      last = "not ready";
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    await sleep(150);
-  }
-  throw new Error(`${c.name} not ready in time (${last})`);
-}
+const POD_READY_STAGE = "pod-ready.yaml";
 
 /**
  * Starts a component on `ports` fresh free ports; when it dies of "address already in use"
@@ -90,12 +51,24 @@ async function startOnFreePorts(
   }
 }
 
-function kwokStageArgs(stagesDir: string): string[] {
+/**
+ * kwok's -c arguments: every Stage file; with a pod-ready delay, pod-ready.yaml is replaced by a
+ * copy in `dir` whose Stage waits that long, as a kubelet waits for a readiness probe's first run.
+ */
+function kwokStageArgs(stagesDir: string, dir: string, podReadyDelayMs?: number): string[] {
   return fs
     .readdirSync(stagesDir)
     .filter((f) => f.endsWith(".yaml"))
     .sort()
-    .flatMap((f) => ["-c", path.join(stagesDir, f)]);
+    .flatMap((f) => {
+      const file = path.join(stagesDir, f);
+      if (f !== POD_READY_STAGE || podReadyDelayMs === undefined) return ["-c", file];
+      const stage = parseDocument(fs.readFileSync(file, "utf8"));
+      stage.setIn(["spec", "delay"], { durationMilliseconds: podReadyDelayMs });
+      const delayed = path.join(dir, `delayed-${f}`);
+      fs.writeFileSync(delayed, stage.toString());
+      return ["-c", delayed];
+    });
 }
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -246,7 +219,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
               "--manage-all-nodes=true",
               "--node-lease-duration-seconds=40",
               `--server-address=127.0.0.1:${port}`,
-              ...kwokStageArgs(tools["kwok-stages"]),
+              ...kwokStageArgs(tools["kwok-stages"], dir, options.podReadyDelayMs),
             ]),
           async ([port]) => (await probe(`http://127.0.0.1:${port}/healthz`)) === 200,
           deadline,

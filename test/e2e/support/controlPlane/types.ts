@@ -19,6 +19,8 @@ export interface ControlPlaneOptions {
   auditPolicy?: string;
   /** Bound on the whole start, ready included; default 120 s. */
   startTimeoutMs?: number;
+  /** kwok marks a pod Ready this long after it is scheduled (default: at once). */
+  podReadyDelayMs?: number;
   /** Appended to kube-apiserver's flags (a later flag wins). */
   extraApiServerArgs?: string[];
 }
@@ -59,6 +61,11 @@ export interface ControlPlane {
   createNode(name: string, internalIP: string): Promise<Record<string, unknown>>;
   waitForNodeReady(name: string, timeoutMs?: number): Promise<void>;
   deleteNode(name: string): Promise<void>;
+  /**
+   * Stops kube-controller-manager and starts it again, as a failover or a control-plane upgrade
+   * would; resolves once it answers /healthz. Its controllers start over from fresh informers.
+   */
+  restartControllerManager(): Promise<void>;
   /** Creates a Service; answers the created object (spec.clusterIP filled in). */
   createService(spec: ServiceSpec): Promise<Record<string, unknown>>;
   /** Creates any namespaced object (e.g. one of nodeLocalDnsObjects().all) at its path. */
