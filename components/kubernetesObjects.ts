@@ -55,11 +55,14 @@ const COREFILE_PATH = "/etc/Corefile";
 const PIDFILE_PATH = "/tmp/node-cache.pid";
 const CONTAINER_NAME = "node-cache";
 /**
- * How long a new pod runs before its node's old pod is deleted in an upgrade. node-cache listens
- * about 30 ms after its start (BENCHMARKS.md, section 8); a new process that fails at start (a
- * Corefile it cannot load) exits well within this, so the old pod stays.
+ * How long a new pod runs before it reports Ready, and so before its node's old pod is deleted in
+ * an upgrade. node-cache listens about 30 ms after its start (BENCHMARKS.md, section 8); a new
+ * process that fails at start (a Corefile it cannot load) exits well within this, so the old pod
+ * stays. A readiness delay, not minReadySeconds: the DaemonSet controller acts on a pod that
+ * became Ready at once, while minReadySeconds needs a timed requeue that the controller can lose
+ * (README "Cache upgrades").
  */
-const UPGRADE_MIN_READY_SECONDS = 10;
+const UPGRADE_READY_DELAY_SECONDS = 10;
 
 const CLUSTER_SERVICE_LABEL = { "kubernetes.io/cluster-service": "true" };
 const RECONCILE_LABEL = { "addonmanager.kubernetes.io/mode": "Reconcile" };
@@ -206,6 +209,13 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
       initialDelaySeconds: 60,
       timeoutSeconds: 5,
     },
+    // Either process may answer while two run (same address, same port): the probe's first run,
+    // after the delay, is what holds the old pod in an upgrade.
+    readinessProbe: {
+      httpGet: { host: s.localDnsIp, path: "/health", port: s.healthPort },
+      initialDelaySeconds: UPGRADE_READY_DELAY_SECONDS,
+      timeoutSeconds: 5,
+    },
     volumeMounts: [
       { mountPath: "/run/xtables.lock", name: "xtables-lock" },
       { name: "config-volume", mountPath: "/etc/coredns" },
@@ -249,12 +259,10 @@ function daemonSet(s: ResolvedSettings): KubernetesObject {
     },
     spec: {
       // An upgrade starts each node's new pod beside its old one, and deletes the old one only
-      // once the new one has been Ready for minReadySeconds: a switched node is never without an
-      // answering cache (README "Cache upgrades"; measured in BENCHMARKS.md, section 8). Ready is
-      // the container running: a probe cannot tell the two pods apart, as both answer on the
-      // same address and ports. From a DaemonSet whose pods tear down on exit: the old pod first
-      // (daemonSetRollout.ts).
-      minReadySeconds: UPGRADE_MIN_READY_SECONDS,
+      // once the new one is Ready, at the earliest UPGRADE_READY_DELAY_SECONDS after its start: a
+      // switched node is never without an answering cache (README "Cache upgrades"; measured in
+      // BENCHMARKS.md, section 8). From a DaemonSet whose pods tear down on exit: the old pod
+      // first (daemonSetRollout.ts).
       updateStrategy: updateStrategy(s.oldPodsTearDown ?? false),
       selector: { matchLabels: { ...APP_LABELS } },
       template: {

@@ -48,10 +48,19 @@ describe("updateStrategy", () => {
     for (const oldPodsTearDown of [false, true]) {
       const ds = nodeLocalDnsObjects(resolvedSettings({ oldPodsTearDown }))
         .daemonSet as unknown as {
-        spec: { updateStrategy: unknown; minReadySeconds: number };
+        spec: {
+          updateStrategy: unknown;
+          minReadySeconds?: number;
+          template: {
+            spec: { containers: { readinessProbe?: { initialDelaySeconds: number } }[] };
+          };
+        };
       };
       assert.deepEqual(ds.spec.updateStrategy, updateStrategy(oldPodsTearDown));
-      assert.equal(ds.spec.minReadySeconds, 10);
+      // Held back by the readiness delay, not by minReadySeconds (its timed requeue can be lost).
+      assert.equal(ds.spec.minReadySeconds, undefined);
+      const probe = ds.spec.template.spec.containers[0]!.readinessProbe;
+      assert.equal(probe?.initialDelaySeconds, 10);
     }
   });
 });

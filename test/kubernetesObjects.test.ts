@@ -68,7 +68,6 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
       labels: { "k8s-app": "node-local-dns", ...CLUSTER_SERVICE, ...RECONCILE },
     },
     spec: {
-      minReadySeconds: 10,
       updateStrategy: {
         type: "RollingUpdate",
         rollingUpdate: { maxSurge: "10%", maxUnavailable: 0 },
@@ -112,6 +111,11 @@ function expectedDaemonSet(v: PodVariant): KubernetesObject {
               livenessProbe: {
                 httpGet: { host: v.localDnsIp, path: "/health", port: v.healthPort },
                 initialDelaySeconds: 60,
+                timeoutSeconds: 5,
+              },
+              readinessProbe: {
+                httpGet: { host: v.localDnsIp, path: "/health", port: v.healthPort },
+                initialDelaySeconds: 10,
                 timeoutSeconds: 5,
               },
               volumeMounts: [

@@ -4,6 +4,8 @@
 // there must be at every moment a Ready pod that is not terminating: a node whose kubelet points
 // at the cache must never be left without one (README "Cache upgrades"; the DNS side of it, real
 // node-cache processes handing over without a failed query, is `npm run bench:cache-upgrade`).
+// Then a rollback during which the controller manager restarts. kwok plays kubelet: each pod turns
+// Ready 3 s after it is scheduled.
 // Skipped when the toolchain is missing, failed instead under CI=true.
 
 import assert from "node:assert/strict";
@@ -28,6 +30,7 @@ const NS = "/api/v1/namespaces/kube-system";
 const DS_PATH = "/apis/apps/v1/namespaces/kube-system/daemonsets/node-local-dns";
 const PODS = `${NS}/pods?labelSelector=${encodeURIComponent("k8s-app=node-local-dns")}`;
 const ROLLOUT_TIMEOUT_MS = 3 * 60_000;
+const POD_READY_DELAY_MS = 3_000;
 
 interface Pod {
   metadata: { name: string; deletionTimestamp?: string };
@@ -41,7 +44,7 @@ interface DaemonSetStatus {
 }
 
 /** Ready, and not being deleted (a terminating node-cache stops serving). */
-function serving(pod: Pod): boolean {
+function isServing(pod: Pod): boolean {
   const ready = pod.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
   return ready && pod.metadata.deletionTimestamp === undefined;
 }
@@ -67,10 +70,10 @@ class PodTimeline {
   private record(): void {
     for (const node of NODES) {
       const onNode = [...this.pods.values()].filter((p) => p.spec.nodeName === node);
-      const count = onNode.filter(serving).length;
+      const count = onNode.filter(isServing).length;
       this.fewestServing.set(node, Math.min(this.fewestServing.get(node) ?? count, count));
       const images = this.imagesSeen.get(node) ?? new Set<string>();
-      for (const pod of onNode.filter(serving)) images.add(pod.spec.containers[0]!.image);
+      for (const pod of onNode.filter(isServing)) images.add(pod.spec.containers[0]!.image);
       this.imagesSeen.set(node, images);
     }
   }
@@ -86,7 +89,9 @@ describe(
     let cp: ControlPlane | undefined;
 
     before(async () => {
-      cp = await startControlPlane();
+      // Ready some seconds after it is scheduled, as a kubelet reports the readiness probe's
+      // first run after its initial delay.
+      cp = await startControlPlane({ podReadyDelayMs: POD_READY_DELAY_MS });
       for (const [i, node] of NODES.entries()) await cp.createNode(node, `10.1.0.${21 + i}`);
       for (const node of NODES) await cp.waitForNodeReady(node, 60_000);
       await cp.createService(kubeDnsServiceSpec(KUBE_DNS_IP));
@@ -105,7 +110,7 @@ describe(
       const ds = expectOk(await cp!.api.get<DaemonSetStatus>(DS_PATH), "get DaemonSet");
       const s = ds.status ?? {};
       const pods = expectOk(await cp!.api.list<Pod>(PODS), "list pods").items;
-      const current = pods.filter((p) => serving(p) && p.spec.containers[0]!.image === image);
+      const current = pods.filter((p) => isServing(p) && p.spec.containers[0]!.image === image);
       const done =
         s.observedGeneration === ds.metadata.generation &&
         s.updatedNumberScheduled === NODES.length &&
@@ -118,7 +123,7 @@ describe(
           p.metadata.name,
           p.spec.nodeName,
           p.spec.containers[0]!.image.split(":").at(-1),
-          serving(p) ? "serving" : "not serving",
+          isServing(p) ? "serving" : "not serving",
           p.metadata.deletionTimestamp === undefined ? "" : "terminating",
         ].join(" "),
       );
@@ -135,7 +140,12 @@ describe(
       await waitFor(`DaemonSet ready on ${NODES.length} nodes`, () => rolledOut(OLD_IMAGE), 90_000);
     });
 
-    it("a new image: every node keeps a serving pod while its pod is replaced", async () => {
+    /**
+     * Applies the rendered DaemonSet with `image` as the kubernetes provider would, runs `during`
+     * while the controller rolls it out, and checks that every node's old and new pods served and
+     * that no node was ever left without a serving pod.
+     */
+    async function upgradeTo(image: string, previous: string, during?: () => Promise<void>) {
       const list = expectOk(await cp!.api.list<Pod>(PODS), "list pods");
       const timeline = new PodTimeline(list.items);
       const resourceVersion = (list.metadata as { resourceVersion: string }).resourceVersion;
@@ -145,13 +155,14 @@ describe(
       );
       try {
         const updated = nodeLocalDnsObjects(
-          resolvedSettings({ clusterDnsIp: KUBE_DNS_IP, image: NEW_IMAGE }),
+          resolvedSettings({ clusterDnsIp: KUBE_DNS_IP, image }),
         ).daemonSet;
         // What the kubernetes provider sends for a changed spec: the whole rendered spec.
         expectOk(await cp!.api.patch(DS_PATH, { spec: updated.spec }, "merge"), "patch DaemonSet");
+        await during?.();
         const pods = await waitFor(
-          "the DaemonSet rolled out with the new image",
-          () => rolledOut(NEW_IMAGE),
+          `the DaemonSet rolled out with ${image}`,
+          () => rolledOut(image),
           ROLLOUT_TIMEOUT_MS,
         );
         assert.deepEqual(pods.map((p) => p.spec.nodeName).sort(), NODES);
@@ -162,7 +173,7 @@ describe(
       for (const node of NODES) {
         assert.deepEqual(
           [...(timeline.imagesSeen.get(node) ?? [])].sort(),
-          [OLD_IMAGE, NEW_IMAGE],
+          [previous, image].sort(),
           `${node}: the watch saw its old and its new pod serve`,
         );
         assert.equal(
@@ -171,6 +182,36 @@ describe(
           `${node}: the fewest serving node-local-dns pods at one moment during the update`,
         );
       }
+    }
+
+    it("a new image: every node keeps a serving pod while its pod is replaced", async () => {
+      await upgradeTo(NEW_IMAGE, OLD_IMAGE);
+    });
+
+    // A controller manager that starts over (a failover, a control-plane upgrade) while a node's
+    // new pod is starting rebuilds what it knows from the API server, and must still finish.
+    // (With minReadySeconds, a restart just after the new pod turned Ready stopped the rollout
+    // for good: the new controller saw a pod already Ready, not yet available, and scheduled no
+    // second look; README "Cache upgrades".)
+    it("a rollback with a controller-manager restart while a new pod starts still completes", async () => {
+      await upgradeTo(OLD_IMAGE, NEW_IMAGE, async () => {
+        await waitFor(
+          "a pod of the rollback scheduled and not Ready yet",
+          async () => {
+            const pods = expectOk(await cp!.api.list<Pod>(PODS), "list pods").items;
+            const starting = pods.some(
+              (p) =>
+                p.spec.containers[0]!.image === OLD_IMAGE &&
+                p.spec.nodeName !== undefined &&
+                !isServing(p),
+            );
+            return starting ? true : undefined;
+          },
+          60_000,
+          100,
+        );
+        await cp!.restartControllerManager();
+      });
     });
   },
 );

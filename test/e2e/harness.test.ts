@@ -116,7 +116,7 @@ describe("end-to-end harness", { ...options, timeout: 15 * 60_000 }, () => {
     for (const object of objects.all) {
       await cp!.createObject(object);
     }
-    // Available once Ready for the DaemonSet's minReadySeconds (10 s).
+    // Available once Ready (kwok marks it Ready at once; a kubelet would after the probe's delay).
     const status = await waitFor(
       "DaemonSet node-local-dns available on 1 node",
       async () => {
