@@ -170,7 +170,18 @@ function floorProgram(
           ),
         );
         if (current.length === shape.batchSize || i === shape.nodes - 1) {
-          previous = current;
+          // The component's round gate: a round of several nodes, but not the last, is passed
+          // through a Stash.
+          const gated = current.length > 1 && i < shape.nodes - 1;
+          previous = gated
+            ? [
+                new pulumi.Stash(
+                  `${name}-round-${i}`,
+                  { input: current.length },
+                  { parent: this, dependsOn: current },
+                ),
+              ]
+            : current;
           current = [];
         }
       }

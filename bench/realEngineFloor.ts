@@ -52,9 +52,10 @@ class Floor extends pulumi.ComponentResource {
       dependsOn: [sa, upstream, corefile, program, ...cleanups],
     });
     new k8s.core.v1.Service(`${name}-metrics`, o.metricsService, fixed);
-    let previous: command.remote.Command[] = [];
-    for (const batch of planRollout(settings.nodes, settings.rollout)) {
-      previous = batch.map((node) => {
+    const plan = planRollout(settings.nodes, settings.rollout);
+    let previous: pulumi.Resource[] = [];
+    for (const [index, batch] of plan.entries()) {
+      const round = batch.map((node) => {
         const args = {
           connection: pulumi.secret(nodeConnection(node)),
           create: "true",
@@ -73,6 +74,17 @@ class Floor extends pulumi.ComponentResource {
           replaceWith: [ds],
         });
       });
+      // The component's round gate: a round of several nodes, but not the last, through a Stash.
+      const gated = round.length > 1 && index + 1 < plan.length;
+      previous = gated
+        ? [
+            new pulumi.Stash(
+              `${name}-round-${index + 1}`,
+              { input: round.length },
+              { parent: this, dependsOn: round },
+            ),
+          ]
+        : round;
     }
     this.registerOutputs({});
   }

@@ -1,20 +1,21 @@
 // Section 5: rollout rounds, read from the dependency graph the component registers. A Command
-// can start only when every Command it depends on is done, so the longest dependency chain among
+// can start only when every resource it depends on is done, so the longest dependency chain among
 // Commands is the number of sequential rounds (the engine runs the rest of a round in parallel,
-// up to its --parallel limit).
+// up to its --parallel limit). A round's gate (a Stash between two rounds) runs nothing: the
+// chain passes through it without counting it.
 import type { Registration } from "../test/support/mockRuntime";
 import { ms, ratio, seconds, table } from "./stats";
 
 const COMMAND = "command:remote:Command";
+const GATE = "pulumi:index:Stash";
 
-/** Length of the longest chain of Commands linked by dependencies. */
+/** Length of the longest chain of Commands linked by dependencies, through the round gates. */
 export function longestCommandChain(regs: readonly Registration[]): number {
   // Kubelet switches only: a revert guard runs alongside its node's switch, not as a round, and a
   // cleanup runs only on destroy.
-  const switches = regs.filter(
-    (r) => r.type === COMMAND && r.name.includes("-kubelet-") && !r.name.includes("-guard-"),
-  );
-  const commands = new Map(switches.map((r) => [r.urn, r]));
+  const isSwitch = (r: Registration) =>
+    r.type === COMMAND && r.name.includes("-kubelet-") && !r.name.includes("-guard-");
+  const links = new Map(regs.filter((r) => isSwitch(r) || r.type === GATE).map((r) => [r.urn, r]));
   const depth = new Map<string, number>();
   const visiting = new Set<string>();
   const depthOf = (urn: string): number => {
@@ -22,16 +23,18 @@ export function longestCommandChain(regs: readonly Registration[]): number {
     if (known !== undefined) return known;
     if (visiting.has(urn)) throw new Error(`dependency cycle through ${urn}`);
     visiting.add(urn);
+    const link = links.get(urn)!;
     let deepest = 0;
-    for (const dep of commands.get(urn)!.dependencies) {
-      if (commands.has(dep)) deepest = Math.max(deepest, depthOf(dep));
+    for (const dep of link.dependencies) {
+      if (links.has(dep)) deepest = Math.max(deepest, depthOf(dep));
     }
     visiting.delete(urn);
-    depth.set(urn, deepest + 1);
-    return deepest + 1;
+    const own = isSwitch(link) ? deepest + 1 : deepest;
+    depth.set(urn, own);
+    return own;
   };
   let longest = 0;
-  for (const urn of commands.keys()) longest = Math.max(longest, depthOf(urn));
+  for (const urn of links.keys()) longest = Math.max(longest, depthOf(urn));
   return longest;
 }
 

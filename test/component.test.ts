@@ -62,7 +62,7 @@ const single = (type: string, name: string) => {
 };
 
 describe("NodeLocalDns resources", () => {
-  it("registers the component, the six objects and three Commands per node, and reads nothing", () => {
+  it("registers the component, the six objects, three Commands per node and a round's gate, and reads nothing", () => {
     assert.deepEqual(regs.map((r) => `${r.type} ${r.name}`).sort(), [
       "command:remote:Command nodelocaldns-cleanup-n1",
       "command:remote:Command nodelocaldns-cleanup-n2",
@@ -80,6 +80,7 @@ describe("NodeLocalDns resources", () => {
       "kubernetes:core/v1:Service nodelocaldns-metrics",
       "kubernetes:core/v1:ServiceAccount nodelocaldns-service-account",
       "nodelocaldns:index:NodeLocalDns nodelocaldns",
+      "pulumi:index:Stash nodelocaldns-round-1",
       "pulumi:providers:command nodelocaldns-command",
     ]);
     assert.equal(regs.filter((r) => r.read).length, 0, "clusterDnsIp is configured: no lookup");
@@ -185,11 +186,18 @@ describe("NodeLocalDns kubelet Commands", () => {
     }
   });
 
-  it("chain the batches: batch k+1 depends on every Command of batch k", () => {
+  it("chain the batches: batch k+1 depends on a gate that depends on every switch of batch k", () => {
     const urnOf = (name: string) => single("command:remote:Command", name).urn;
+    const gate = single("pulumi:index:Stash", "nodelocaldns-round-1");
+    assert.deepEqual(
+      gate.dependencies.sort(),
+      [urnOf("nodelocaldns-kubelet-n1"), urnOf("nodelocaldns-kubelet-n2")].sort(),
+    );
+    assert.equal(gate.inputs.input, 2, "the gate's value: its round's node count");
+    assert.equal(gate.parent, single("nodelocaldns:index:NodeLocalDns", "nodelocaldns").urn);
     const n3 = single("command:remote:Command", "nodelocaldns-kubelet-n3");
-    assert.ok(n3.dependencies.includes(urnOf("nodelocaldns-kubelet-n1")));
-    assert.ok(n3.dependencies.includes(urnOf("nodelocaldns-kubelet-n2")));
+    assert.ok(n3.dependencies.includes(gate.urn));
+    assert.ok(!n3.dependencies.includes(urnOf("nodelocaldns-kubelet-n1")), "through the gate");
     const n2 = single("command:remote:Command", "nodelocaldns-kubelet-n2");
     assert.ok(!n2.dependencies.includes(urnOf("nodelocaldns-kubelet-n1")), "same batch");
   });

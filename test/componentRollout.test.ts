@@ -1,6 +1,8 @@
-// The rollout plan as the component registers it: each switch depends on every switch of the
-// batch before, so the engine runs the batches of planRollout() one after another, and a failing
-// node stops the rollout. Seven nodes, a canary of one, doubling up to four: 1, 2, 4.
+// The rollout plan as the component registers it: each switch depends on the round before, so
+// the engine runs the batches of planRollout() one after another, and a failing node stops the
+// rollout. A round of one node is depended on directly; a larger round through its gate, a Stash
+// that depends on every switch of that round. Seven nodes, a canary of one, doubling up to four:
+// 1, 2, 4.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { DEFAULTS, Settings } from "../components/settings";
@@ -32,20 +34,37 @@ before(async () => {
 });
 
 describe("the rollout plan in the dependency graph", () => {
-  it("chains the batches 1, 2, 4: every switch depends on all of the batch before, no more", () => {
-    const switches = regs.filter(
-      (r) => r.type === "command:remote:Command" && !r.name.includes("-guard-"),
-    );
-    const urn = (node: string) =>
-      switches.find((s) => s.name === `nodelocaldns-kubelet-${node}`)!.urn;
-    const batches = [["n1"], ["n2", "n3"], ["n4", "n5", "n6", "n7"]];
-    for (const [k, batch] of batches.entries()) {
-      const previous = k === 0 ? [] : batches[k - 1]!.map(urn);
-      for (const node of batch) {
-        const deps = switches.find((s) => s.urn === urn(node))!.dependencies;
-        const onSwitches = deps.filter((d) => switches.some((s) => s.urn === d));
-        assert.deepEqual(onSwitches.sort(), previous.sort(), node);
-      }
+  const switches = () =>
+    regs.filter((r) => r.type === "command:remote:Command" && !r.name.includes("-guard-"));
+  const urn = (node: string) =>
+    switches().find((s) => s.name === `nodelocaldns-kubelet-${node}`)!.urn;
+  const gates = () => regs.filter((r) => r.type === "pulumi:index:Stash");
+  /** What a registration depends on among the switches and the gates, by name. */
+  const onRollout = (r: Registration) =>
+    r.dependencies
+      .map((d) => [...switches(), ...gates()].find((x) => x.urn === d)?.name)
+      .filter((name) => name !== undefined)
+      .sort();
+
+  it("chains the batches 1, 2, 4: n1 directly, then the gate of round 2", () => {
+    const expected: Record<string, string[]> = {
+      n1: [],
+      n2: ["nodelocaldns-kubelet-n1"],
+      n3: ["nodelocaldns-kubelet-n1"],
+      n4: ["nodelocaldns-round-2"],
+      n5: ["nodelocaldns-round-2"],
+      n6: ["nodelocaldns-round-2"],
+      n7: ["nodelocaldns-round-2"],
+    };
+    for (const [node, deps] of Object.entries(expected)) {
+      assert.deepEqual(onRollout(switches().find((s) => s.urn === urn(node))!), deps, node);
     }
+  });
+
+  it("gates only a round of several nodes, and not the last round", () => {
+    assert.deepEqual(
+      gates().map((g) => [g.name, onRollout(g), g.inputs.input]),
+      [["nodelocaldns-round-2", ["nodelocaldns-kubelet-n2", "nodelocaldns-kubelet-n3"], 2]],
+    );
   });
 });

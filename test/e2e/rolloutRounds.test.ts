@@ -1,0 +1,189 @@
+// The rollout plan through the real engine: four nodes in two rounds of two (batchSize 2), so the
+// first round is passed to the second through its gate (a pulumi.Stash). A node of the first
+// round that fails stops the rollout before the second round starts; once it is fixed, the next
+// `up` switches the rest, the second round only after the first; the state holds one gate
+// dependency per switch of the second round; destroy reverts the second round before the first.
+// The order is read from each node's kubelet start log (the stand-in kubelet records every start
+// with its cluster DNS).
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { KUBELET_STARTS_LOG } from "../support/systemdNode/constants";
+import { E2eCluster, KUBE_DNS_IP, type ClusterNode } from "./pulumi/cluster";
+import { PulumiWorkspace } from "./pulumi/workspace";
+import { CLUSTER_TOOLS, clusterTestOptions } from "./pulumi/tools";
+import { requireTools } from "./support/toolchain";
+
+const STACK = "rounds";
+const LOCAL_DNS_IP = "169.254.20.10";
+const STEP = { timeout: 10 * 60_000 };
+/** A well-formed ed25519 key that no test node has. */
+const WRONG_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBJ6mRSE4Yq0ZYjHBYFbhNEfWb/oMxQi/HdTqKptvK9V";
+const GATE_TYPE = "pulumi:index:Stash";
+
+let cluster: E2eCluster;
+let ws: PulumiWorkspace;
+
+describe(
+  "rollout rounds through the real engine",
+  { ...clusterTestOptions(), concurrency: 1 },
+  () => {
+    before(
+      async () => {
+        cluster = await E2eCluster.start(4);
+        ws = await PulumiWorkspace.create(
+          requireTools(CLUSTER_TOOLS),
+          cluster.controlPlane.kubeconfigPath,
+        );
+        ok(await ws.cli(["stack", "init", STACK]));
+        ok(await ws.cli(["config", "set", "--path", "ssh.user", "root"]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "2"]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.readyTimeoutSeconds", "60"]));
+        ok(await ws.cli(["config", "set", "--path", "rollout.kubeletTimeoutSeconds", "30"]));
+        for (const [i, n] of cluster.nodes.entries()) {
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].name`, n.name]));
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].host`, n.host]));
+          ok(await ws.cli(["config", "set", "--path", `nodes[${i}].port`, String(n.port)]));
+          const key = fs.readFileSync(n.program.node.privateKeyPath, "utf8");
+          ok(await ws.cli(["config", "set", "--secret", "--path", `nodes[${i}].privateKey`], key));
+        }
+      },
+      { timeout: 20 * 60_000 },
+    );
+    after(async () => {
+      ws?.remove();
+      await cluster?.stop();
+    });
+
+    it("a failing node of the first round stops the rollout before the second", STEP, async () => {
+      const [n1, n2, n3, n4] = cluster.nodes as [
+        ClusterNode,
+        ClusterNode,
+        ClusterNode,
+        ClusterNode,
+      ];
+      await pinHostKeys({ [n2.name]: WRONG_KEY });
+      const up = await ws.operation("up", STACK);
+      assert.equal(up.ok, false, "up fails at n2's host key");
+      // n1, in the same round, may or may not have been switched: its steps run beside n2's, and
+      // the engine starts no new step once one failed.
+      assert.ok([LOCAL_DNS_IP, KUBE_DNS_IP].includes((await dnsOf(n1))?.[0] ?? ""), n1.name);
+      for (const n of [n2, n3, n4]) assert.deepEqual(await dnsOf(n), [KUBE_DNS_IP], n.name);
+      for (const n of [n3, n4]) assert.equal(kubeletStarts(n).length, 1, `${n.name}: not touched`);
+      const state = resources();
+      assert.equal(state.filter((r) => r.type === GATE_TYPE).length, 0, "no gate recorded");
+      for (const n of [n3, n4]) {
+        assert.equal(switchOf(state, n), undefined, `${n.name}: its switch never ran`);
+      }
+    });
+
+    it("the next up switches the second round only after the first", STEP, async () => {
+      const nodes = cluster.nodes;
+      await pinHostKeys({});
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+      const switchedAt = nodes.map((n) => lastStart(n, LOCAL_DNS_IP));
+      const firstRoundDone = Math.max(switchedAt[0]!, switchedAt[1]!);
+      for (const i of [2, 3]) {
+        assert.ok(switchedAt[i]! > firstRoundDone, `${nodes[i]!.name} switched after round 1`);
+      }
+    });
+
+    it(
+      "the state: each switch of the second round names the gate, not every switch before",
+      STEP,
+      () => {
+        const state = resources();
+        const gates = state.filter((r) => r.type === GATE_TYPE);
+        assert.equal(gates.length, 1, "one gate: round 1 (the last round needs none)");
+        const gate = gates[0]!;
+        const [n1, n2, n3, n4] = cluster.nodes as [
+          ClusterNode,
+          ClusterNode,
+          ClusterNode,
+          ClusterNode,
+        ];
+        assert.deepEqual(
+          [...(gate.dependencies ?? [])].sort(),
+          [switchOf(state, n1)!.urn, switchOf(state, n2)!.urn].sort(),
+        );
+        for (const n of [n3, n4]) {
+          const deps = switchOf(state, n)!.dependencies ?? [];
+          assert.ok(deps.includes(gate.urn), `${n.name} depends on the gate`);
+          const onSwitches = deps.filter((urn) => /::nodelocaldns-kubelet-e2e-node-\d+$/.test(urn));
+          assert.deepEqual(onSwitches, [], `${n.name} names no switch of round 1`);
+        }
+      },
+    );
+
+    it("destroy reverts the second round before the first", STEP, async () => {
+      const nodes = cluster.nodes;
+      const down = await ws.operation("destroy", STACK);
+      assert.ok(down.ok, down.error ?? down.log);
+      for (const n of nodes) assert.deepEqual(await dnsOf(n), [KUBE_DNS_IP], n.name);
+      const revertedAt = nodes.map((n) => lastStart(n, KUBE_DNS_IP));
+      const secondRoundDone = Math.max(revertedAt[2]!, revertedAt[3]!);
+      for (const i of [0, 1]) {
+        assert.ok(revertedAt[i]! > secondRoundDone, `${nodes[i]!.name} reverted after round 2`);
+      }
+    });
+  },
+);
+
+interface StateResource {
+  urn: string;
+  type: string;
+  dependencies?: string[];
+}
+
+function ok(r: { code: number; stdout: string; stderr: string }): string {
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return r.stdout;
+}
+
+/** nodes[i].hostKey of every node: its own, or the one given here. */
+async function pinHostKeys(overrides: Record<string, string>): Promise<void> {
+  for (const [i, n] of cluster.nodes.entries()) {
+    const key = overrides[n.name] ?? n.program.node.hostKey;
+    ok(await ws.cli(["config", "set", "--path", `nodes[${i}].hostKey`, key]));
+  }
+}
+
+async function dnsOf(n: ClusterNode): Promise<string[] | undefined> {
+  return (await n.program.kubelet()).effective?.clusterDNS;
+}
+
+/** Every kubelet start the stand-in recorded: when (ms), and with which cluster DNS. */
+function kubeletStarts(n: ClusterNode): { at: number; dns: string }[] {
+  return n.program
+    .text(KUBELET_STARTS_LOG)
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => ({
+      at: Date.parse(line.split(" ")[0]!),
+      dns: /clusterDNS=(\S+)/.exec(line)?.[1] ?? "",
+    }));
+}
+
+/** When kubelet last started with this cluster DNS. */
+function lastStart(n: ClusterNode, dns: string): number {
+  const start = kubeletStarts(n)
+    .filter((s) => s.dns === dns)
+    .at(-1);
+  assert.ok(start, `${n.name}: a kubelet start with ${dns}`);
+  return start.at;
+}
+
+function resources(): StateResource[] {
+  const exported = ws.checkpoint(STACK) as {
+    checkpoint: { latest: { resources?: StateResource[] } };
+  };
+  return exported.checkpoint.latest.resources ?? [];
+}
+
+function switchOf(state: StateResource[], n: ClusterNode): StateResource | undefined {
+  return state.find((r) => r.urn.endsWith(`::nodelocaldns-kubelet-${n.name}`));
+}
