@@ -72,6 +72,8 @@ export type NodeNetwork = "loopback" | "netns";
 export interface E2eClusterOptions {
   /** Where the nodes' addresses are (see the header); default "loopback". */
   nodeNetwork?: NodeNetwork;
+  /** kwok reports a pod Ready this long after it is scheduled; default: at once. */
+  podReadyDelayMs?: number;
 }
 
 interface Pod {
@@ -111,7 +113,8 @@ export class E2eCluster {
       requireOwnNetworkNamespace('E2eCluster with nodeNetwork "netns"');
       loopbackUp(); // the control plane listens on 127.0.0.1
     }
-    const cluster = new E2eCluster(await startControlPlane(), nodeNetwork);
+    const controlPlane = await startControlPlane({ podReadyDelayMs: options.podReadyDelayMs });
+    const cluster = new E2eCluster(controlPlane, nodeNetwork);
     try {
       await cluster.controlPlane.createService(kubeDnsServiceSpec(KUBE_DNS_IP));
       await Promise.all(
