@@ -127,8 +127,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
           ];
     this.cleanups = this.cleanUpAfterDaemonSet(name, settings, resolved);
     // node-cache reads kube-dns-upstream's env var at pod start, so the Service comes first;
-    // `pulumi up` then waits until every pod is available: Ready for minReadySeconds (the
-    // provider's default await, kstatus).
+    // `pulumi up` then waits until every pod is available: Ready, after its readiness probe's
+    // initial delay (the provider's default await, kstatus).
     this.daemonSet = new k8s.apps.v1.DaemonSet(
       `${name}-daemonset`,
       fields("daemonSet", "metadata", "spec"),

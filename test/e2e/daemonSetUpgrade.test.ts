@@ -190,9 +190,9 @@ describe(
 
     // A controller manager that starts over (a failover, a control-plane upgrade) while a node's
     // new pod is starting rebuilds what it knows from the API server, and must still finish.
-    // (With minReadySeconds, a restart just after the new pod turned Ready stopped the rollout
-    // for good: the new controller saw a pod already Ready, not yet available, and scheduled no
-    // second look; README "Cache upgrades".)
+    // (With minReadySeconds, a restart just after the new pod turned Ready would stop the
+    // rollout for good: the new controller sees a pod already Ready, not yet available, and
+    // schedules no second look; README "Cache upgrades".)
     it("a rollback with a controller-manager restart while a new pod starts still completes", async () => {
       await upgradeTo(OLD_IMAGE, NEW_IMAGE, async () => {
         await waitFor(
