@@ -70,8 +70,11 @@ async function main(argv: string[]): Promise<WorkerResult> {
   await runtime.waitForRPCs();
   const end = performance.now();
 
-  // The component, the provider, six objects, and a guard, a switch and a cleanup per node.
-  const expected = 3 * nodes + 8;
+  // The component, the provider, six objects, a guard, a switch and a cleanup per node, and a
+  // gate after every round but the last when a round has several nodes.
+  const rounds = Math.ceil(nodes / shape.batchSize);
+  const gates = shape.batchSize > 1 ? rounds - 1 : 0;
+  const expected = 3 * nodes + 8 + gates;
   if (registrations !== expected) {
     throw new Error(`${mode}: ${registrations} registrations, expected ${expected}`);
   }
