@@ -23,8 +23,8 @@ export const REAL_ENGINE_GOAL = 1.2;
 export const CHECKPOINT_GOAL = 2.2;
 const FLOOR_PROGRAM = path.join(__dirname, "realEngineFloor.ts");
 const LOCAL_DNS_IP = "169.254.20.10";
-/** The CLI's own default --parallel here: 4 x the cores (pulumi up --help). */
 const CORES = os.availableParallelism();
+/** The CLI's own default --parallel here: 4 x the cores (pulumi up --help). */
 const DEFAULT_PARALLEL = 4 * CORES;
 /**
  * A pod turns Ready when its readiness probe first runs, the DaemonSet's initialDelaySeconds after
@@ -39,7 +39,7 @@ const INOTIFY_INSTANCES_PER_NODE = 40;
 export interface RealEngineResult {
   nodes: number;
   rounds: number;
-  /** Wall time of each operation, ms, in run order. */
+  /** Wall time of each operation, ms, in run order; the machine's CPU time of each up, s. */
   ours: { up: number[]; destroy: number[]; upCpu: number[] };
   floor: { up: number[]; destroy: number[]; upCpu: number[] };
   /** systemctl restart until /healthz answers, ms. */
