@@ -25,7 +25,7 @@ const FLOOR_PROGRAM = path.join(__dirname, "realEngineFloor.ts");
 const LOCAL_DNS_IP = "169.254.20.10";
 const CORES = os.availableParallelism();
 /** The CLI's own default --parallel here: 4 x the cores (pulumi up --help). */
-const DEFAULT_PARALLEL = 4 * CORES;
+export const DEFAULT_PARALLEL = 4 * CORES;
 /**
  * A pod turns Ready when its readiness probe first runs, the DaemonSet's initialDelaySeconds after
  * it starts (kubernetesObjects.ts); kwok, playing kubelet, waits as long.

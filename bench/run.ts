@@ -16,6 +16,7 @@ import { ROOT, runWorker } from "./child";
 import { measureNodeSide, nodeSideTables, OVERHEAD_GOAL_MS } from "./nodeSide";
 import {
   CHECKPOINT_GOAL,
+  DEFAULT_PARALLEL,
   measureRealEngine,
   REAL_ENGINE_GOAL,
   realEngineTables,
@@ -295,7 +296,7 @@ and the providers take more as the fleet grows (section 7), and the boot time gr
 the fleet on 2 cores; beyond it the figures would measure the machine more than the program. The
 rollout is the default plan (a canary, doubling, at most 10% of the nodes a round), and the CLI
 runs with \`--parallel\` of at least twice the largest round, as the README advises (its own
-default here is 8).
+default here is ${DEFAULT_PARALLEL}).
 
 ${en?.markdown ?? `Not measured: ${"skipped" in engine ? engine.skipped : ""}`}
 

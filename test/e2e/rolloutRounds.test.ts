@@ -58,12 +58,7 @@ describe(
     });
 
     it("a failing node of the first round stops the rollout before the second", STEP, async () => {
-      const [n1, n2, n3, n4] = cluster.nodes as [
-        ClusterNode,
-        ClusterNode,
-        ClusterNode,
-        ClusterNode,
-      ];
+      const [n1, n2, n3, n4] = fourNodes();
       await pinHostKeys({ [n2.name]: WRONG_KEY });
       const up = await ws.operation("up", STACK);
       assert.equal(up.ok, false, "up fails at n2's host key");
@@ -100,12 +95,7 @@ describe(
         const gates = state.filter((r) => r.type === GATE_TYPE);
         assert.equal(gates.length, 1, "one gate: round 1 (the last round needs none)");
         const gate = gates[0]!;
-        const [n1, n2, n3, n4] = cluster.nodes as [
-          ClusterNode,
-          ClusterNode,
-          ClusterNode,
-          ClusterNode,
-        ];
+        const [n1, n2, n3, n4] = fourNodes();
         assert.deepEqual(
           [...(gate.dependencies ?? [])].sort(),
           [switchOf(state, n1)!.urn, switchOf(state, n2)!.urn].sort(),
@@ -142,6 +132,12 @@ interface StateResource {
 function ok(r: { code: number; stdout: string; stderr: string }): string {
   assert.equal(r.code, 0, r.stderr + r.stdout);
   return r.stdout;
+}
+
+/** The cluster's four nodes: round 1 is the first two, round 2 the other two. */
+function fourNodes(): [ClusterNode, ClusterNode, ClusterNode, ClusterNode] {
+  assert.equal(cluster.nodes.length, 4);
+  return cluster.nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
 }
 
 /** nodes[i].hostKey of every node: its own, or the one given here. */
