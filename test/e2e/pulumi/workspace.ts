@@ -20,7 +20,12 @@ export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Stopped at its time limit (see run). */
+  timedOut?: boolean;
 }
+
+/** How long a stopped process group gets after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 5_000;
 
 export interface OperationResult {
   ok: boolean;
@@ -97,13 +102,16 @@ export class PulumiWorkspace {
 
   /**
    * One operation through the Automation API (runner.ts), in its own process; `program`: another
-   * program module than the project's index.ts (an absolute path).
+   * program module than the project's index.ts (an absolute path). With `timeoutMs`, an operation
+   * still running then is stopped (the runner, the CLI and its plugins, as one process group) and
+   * reported as failed.
    */
   async operation(
     op: "up" | "preview" | "destroy" | "refresh",
     stack: string,
     args: Record<string, unknown> = {},
     program?: string,
+    timeoutMs?: number,
   ): Promise<OperationResult> {
     const request = JSON.stringify({ op, stack, workDir: this.projectDir, args, program });
     const r = await run(
@@ -111,11 +119,20 @@ export class PulumiWorkspace {
       ["--import", "tsx", path.join(__dirname, "runner.ts"), request],
       ROOT,
       this.env,
+      undefined,
+      timeoutMs,
     );
-    const at = r.stdout.lastIndexOf("\nRESULT ");
-    if (at < 0) throw new Error(`runner printed no result (${r.code}): ${r.stderr}\n${r.stdout}`);
-    const result = JSON.parse(r.stdout.slice(at + "\nRESULT ".length)) as OperationResult;
-    const log = r.stdout.slice(0, at);
+    let result: Omit<OperationResult, "log">;
+    let log: string;
+    if (r.timedOut) {
+      result = { ok: false, error: `${op} still ran after ${timeoutMs! / 1000} s: stopped` };
+      log = r.stdout;
+    } else {
+      const at = r.stdout.lastIndexOf("\nRESULT ");
+      if (at < 0) throw new Error(`runner printed no result (${r.code}): ${r.stderr}\n${r.stdout}`);
+      result = JSON.parse(r.stdout.slice(at + "\nRESULT ".length)) as OperationResult;
+      log = r.stdout.slice(0, at);
+    }
     // NODELOCALDNS_E2E_LOG_DIR keeps every operation's engine output, for a failure's post-mortem.
     const keep = process.env.NODELOCALDNS_E2E_LOG_DIR;
     if (keep !== undefined) {
@@ -140,21 +157,50 @@ export class PulumiWorkspace {
   }
 }
 
+/**
+ * Runs `file`; with `timeoutMs`, in a process group of its own, which is sent SIGTERM at the limit
+ * and SIGKILL STOP_GRACE_MS later, so that nothing it started outlives it.
+ */
 function run(
   file: string,
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv,
   stdin?: string,
+  timeoutMs?: number,
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    const detached = timeoutMs !== undefined;
+    const child = spawn(file, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"], detached });
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
+    const timers: NodeJS.Timeout[] = [];
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    if (detached) {
+      timers.push(
+        setTimeout(() => {
+          timedOut = true;
+          signalGroup("SIGTERM");
+          timers.push(setTimeout(() => signalGroup("SIGKILL"), STOP_GRACE_MS));
+        }, timeoutMs),
+      );
+    }
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on("close", (code) => {
+      timers.forEach(clearTimeout);
+      // The runner is gone; whatever else of its group is left goes with it.
+      if (timedOut) signalGroup("SIGKILL");
+      resolve({ code: code ?? 1, stdout, stderr, timedOut });
+    });
     child.stdin.end(stdin ?? "");
   });
 }
