@@ -66,6 +66,8 @@ const UPGRADE_READY_DELAY_SECONDS = 10;
 
 const CLUSTER_SERVICE_LABEL = { "kubernetes.io/cluster-service": "true" };
 const RECONCILE_LABEL = { "addonmanager.kubernetes.io/mode": "Reconcile" };
+/** The kubernetes provider applies an object so marked without waiting for it to be ready. */
+const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
 const APP_LABELS = { "k8s-app": APP_NAME };
 
 /** The container args. `-localip` holds exactly one address: a comma crashes node-cache. */
@@ -140,6 +142,12 @@ function upstreamService(): KubernetesObject {
     metadata: {
       name: UPSTREAM_SERVICE_NAME,
       namespace: NAMESPACE,
+      // The kubernetes provider's await for a Service with a selector holds `pulumi up` for 10 s
+      // after each change of its endpoints, and until no selected pod is unready: a CoreDNS
+      // replica stuck NotReady would stop the rollout for 10 minutes, then fail it, while the
+      // others serve. The DaemonSet needs only the Service to exist (node-cache reads its env
+      // var); each switch checks that the cache answers through it before touching kubelet.
+      annotations: { [SKIP_AWAIT_ANNOTATION]: "true" },
       labels: {
         "k8s-app": "kube-dns",
         ...CLUSTER_SERVICE_LABEL,

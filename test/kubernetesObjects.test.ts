@@ -30,6 +30,7 @@ function expectedUpstreamService(): KubernetesObject {
     metadata: {
       name: "kube-dns-upstream",
       namespace: "kube-system",
+      annotations: { "pulumi.com/skipAwait": "true" },
       labels: {
         "k8s-app": "kube-dns",
         ...CLUSTER_SERVICE,
