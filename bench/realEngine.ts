@@ -39,9 +39,9 @@ const INOTIFY_INSTANCES_PER_NODE = 40;
 export interface RealEngineResult {
   nodes: number;
   rounds: number;
-  /** Wall time of each operation, ms, in run order; the machine's CPU time of each up, s. */
-  ours: { up: number[]; destroy: number[]; upCpu: number[] };
-  floor: { up: number[]; destroy: number[]; upCpu: number[] };
+  /** Wall time of each operation, ms, in run order; where the CPU time of each up went. */
+  ours: { up: number[]; destroy: number[]; upCpu: UpCpu[] };
+  floor: { up: number[]; destroy: number[]; upCpu: UpCpu[] };
   /** systemctl restart until /healthz answers, ms. */
   restart: number[];
   /** The engine's --parallel: at least twice the largest round, as the README advises. */
@@ -54,6 +54,19 @@ export interface RealEngineResult {
   startMs: number;
   /** MemAvailable before the cluster and nodes started, less after: what they hold, bytes. */
   clusterMemoryBytes: number;
+}
+
+/** CPU time during one `up`, seconds. */
+export interface UpCpu {
+  /** The whole machine (/proc/stat). */
+  machine: number;
+  /** The test nodes: everything in their cgroups (sshd, the node program, kubelet restarts). */
+  nodes: number;
+  /**
+   * The operation's own processes: the runner (the program, in the Automation API's process), the
+   * CLI (the engine, which writes the whole state file after each step) and the providers.
+   */
+  operation: number;
 }
 
 export type RealEngineOutcome = RealEngineResult | { skipped: string };
@@ -103,9 +116,14 @@ export async function measureRealEngine(
       const order = r % 2 === 0 ? (["ours", "floor"] as const) : (["floor", "ours"] as const);
       for (const which of order) {
         const program = which === "floor" ? FLOOR_PROGRAM : undefined;
-        const cpuBefore = machineCpuSeconds();
+        const cpuBefore = upCpu(cluster.nodes);
         const up = await timed(() => ws!.operation("up", which, { parallel }, program));
-        result[which].upCpu.push(machineCpuSeconds() - cpuBefore);
+        const cpuAfter = upCpu(cluster.nodes);
+        result[which].upCpu.push({
+          machine: cpuAfter.machine - cpuBefore.machine,
+          nodes: cpuAfter.nodes - cpuBefore.nodes,
+          operation: cpuAfter.operation - cpuBefore.operation,
+        });
         if (which === "ours") {
           await expectDns(cluster.nodes, LOCAL_DNS_IP);
           if (r === 0) {
@@ -173,6 +191,27 @@ async function configureStack(ws: PulumiWorkspace, stack: string, nodes: Cluster
 function planOf(ws: PulumiWorkspace): unknown[][] {
   const settings = parseSettings(rawConfigFromFiles(ws.projectDir, "ours")).settings;
   return planRollout(settings.nodes, settings.rollout);
+}
+
+/** The counters UpCpu is the difference of, now. */
+function upCpu(nodes: ClusterNode[]): UpCpu {
+  return {
+    machine: machineCpuSeconds(),
+    nodes: nodes.reduce((sum, n) => sum + (n.program.node.cpuSeconds() ?? NaN), 0),
+    operation: childrenCpuSeconds(),
+  };
+}
+
+/**
+ * CPU time of this process's children that have exited and been waited for, with theirs
+ * (/proc/self/stat cutime + cstime), seconds. Only the operation's runner exits during an
+ * operation: the control plane and the test nodes outlive the run.
+ */
+function childrenCpuSeconds(): number {
+  const stat = fs.readFileSync("/proc/self/stat", "utf8");
+  // Fields after the command name, from the 3rd (state): cutime and cstime are the 16th and 17th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS_PER_SECOND;
 }
 
 /**
@@ -260,10 +299,16 @@ function sizeTables(r: RealEngineResult): { markdown: string; summary: string; m
   const oursDown = summarize(r.ours.destroy);
   const floorDown = summarize(r.floor.destroy);
   const downWithRestarts = floorDown.median + r.rounds * restart.median;
-  const oursCpu = summarize(r.ours.upCpu.map((s) => s * 1000));
-  const floorCpu = summarize(r.floor.upCpu.map((s) => s * 1000));
-  const extraCpuPerNode = (oursCpu.median - floorCpu.median) / r.nodes;
+  const cpu = (which: "ours" | "floor", part: keyof UpCpu) =>
+    summarize(r[which].upCpu.map((c) => c[part] * 1000));
+  const oursCpu = cpu("ours", "machine");
+  const floorCpu = cpu("floor", "machine");
+  /** Ours less the floor, per node, of one part of the CPU time (medians), ms. */
+  const extraPerNode = (part: keyof UpCpu) =>
+    (cpu("ours", part).median - cpu("floor", part).median) / r.nodes;
+  const extraCpuPerNode = extraPerNode("machine");
   const extraCpuWall = (oursCpu.median - floorCpu.median) / CORES;
+  const elsewhere = extraCpuPerNode - extraPerNode("nodes") - extraPerNode("operation");
   const rows = [
     ["up", spread(oursUp, seconds), spread(floorUp, seconds), seconds(floorWithRestarts)],
     ["destroy", spread(oursDown, seconds), spread(floorDown, seconds), seconds(downWithRestarts)],
@@ -292,7 +337,11 @@ function sizeTables(r: RealEngineResult): { markdown: string; summary: string; m
     `The machine's CPU time during \`up\` (all ${CORES} cores: engine, providers, control plane and ` +
       `every test node): ours ${spread(oursCpu, seconds)}, the floor ${spread(floorCpu, seconds)}; ` +
       `ours spends ${ms(extraCpuPerNode)} more per node than the floor, whose Commands run \`true\`: ` +
-      `the node program, and sending it. Here every test node shares these ${CORES} cores; on a ` +
+      `${ms(extraPerNode("nodes"))} on the test nodes (the node program and the kubelet restart), ` +
+      `${ms(extraPerNode("operation"))} in the operation's own processes (the program, the engine, ` +
+      `which writes the whole state file after every step, and the providers) and ` +
+      `${ms(elsewhere)} elsewhere (the control plane, the harness that plays kubelet). ` +
+      `Here every test node shares these ${CORES} cores; on a ` +
       `fleet each node spends its part on its own CPU. Spread over the ${CORES} cores, that is ` +
       `${seconds(extraCpuWall)} of the ${seconds(oursUp.median - floorUp.median)} that ours takes longer.`,
   ].join("\n");

@@ -263,6 +263,15 @@ describe("systemd test node", systemdNodeTestOptions(), () => {
     assert.match(refused.stderr, /host key/i);
   });
 
+  it("counts the CPU time of what ran in it, exited processes included", async () => {
+    const before = node.cpuSeconds();
+    assert.notEqual(before, undefined, "no cgroup v2 cpu.stat for the node");
+    // A process that burns about 0.2 s of CPU inside the node and exits.
+    ok(await node.ssh("i=0; while ((i < 200000)); do i=$((i + 1)); done"), "busy loop");
+    const spent = node.cpuSeconds()! - before!;
+    assert.ok(spent >= 0.05, `the node's counter moved by ${spent} s only`);
+  });
+
   it("forwards a host loopback port to the node's sshd", async () => {
     const knownHosts = path.join(node.dir, "forward_known_hosts");
     fs.writeFileSync(knownHosts, `[127.0.0.1]:${forwardPort} ${node.hostKey}\n`);

@@ -293,6 +293,20 @@ export class NspawnNode implements SystemdNode {
     return startDnsServer(this, ip, mode);
   }
 
+  cpuSeconds(): number | undefined {
+    for (const cgroup of this.cgroups) {
+      let stat: string;
+      try {
+        stat = fs.readFileSync(path.join(cgroup, "cpu.stat"), "utf8");
+      } catch {
+        continue; // a cgroup v1 hierarchy: no cpu.stat
+      }
+      const usage = /^usage_usec (\d+)$/m.exec(stat);
+      if (usage !== null) return Number(usage[1]) / 1e6;
+    }
+    return undefined;
+  }
+
   hostPids(): number[] {
     const pids = new Set<number>();
     const launcherPid = this.launcher?.pid;

@@ -109,6 +109,11 @@ export interface SystemdNode {
   /** Host pids of this node: launcher, nspawn, the forwarder, everything in the container. */
   hostPids(): number[];
   /**
+   * CPU time everything in the node has used since it started, seconds (its cgroup v2
+   * `cpu.stat`, which counts exited processes too); undefined without a cgroup v2 hierarchy.
+   */
+  cpuSeconds(): number | undefined;
+  /**
    * Orderly poweroff with a bounded wait, then SIGKILL by pid; removes every process, cgroup,
    * forwarder and the temp dir (mounts only ever exist in the node's own mount namespace).
    * Idempotent.
