@@ -1,5 +1,5 @@
 // The cleanup program (components/nodeProgram/cleanup.bash) against real iptables, legacy and nft,
-// and a real `nodelocaldns` link, each case in a network namespace of its own (`unshare --net`):
+// and a real `nodelocaldns` link, each case in network and pid namespaces of its own (`unshare`):
 // what node-cache 1.26 leaves with -skipteardown is its 12 rules for the address and the link; the
 // cleanup removes exactly those, says how many, does it again without harm, and touches nothing
 // while a node-cache process runs. Needs root, unshare and iptables (installed by .ci/run):
@@ -94,7 +94,10 @@ for run in $(seq 1 ${runs}); do
     echo absent >"${dir}/link-\${run}"
 done
 `;
-    const r = spawnSync("unshare", ["--net", "--", "bash", "-c", script], {
+    // Its own pid namespace and /proc too: the cleanup looks for node-cache in /proc, and must
+    // see only what this case starts, not a node-cache that runs elsewhere on the machine.
+    const namespaces = ["--net", "--pid", "--fork", "--mount-proc"];
+    const r = spawnSync("unshare", [...namespaces, "--", "bash", "-c", script], {
       encoding: "utf8",
       timeout: 60_000,
       killSignal: "SIGKILL",
