@@ -27,6 +27,7 @@ import {
   replaceOnce,
 } from "./support/programNode";
 import { systemdNodeTestOptions } from "./support/systemdNode";
+import { KUBELET_HEALTHZ_LOG } from "./support/systemdNode/constants";
 
 const NODES = 3;
 const options = systemdNodeTestOptions();
@@ -136,14 +137,20 @@ describe(
     );
 
     it(
-      "a kubelet whose healthz answers late, within kubeletTimeoutSeconds: switched",
+      "a kubelet whose healthz answers late, within kubeletTimeoutSeconds: switched, with a few looks a second",
       SCENARIO,
       () =>
         onKubeadmNode(async (n) => {
           breakWithCache(n, { "healthz-delay": "4" });
+          n.node.writeFile(KUBELET_HEALTHZ_LOG, "");
           const r = await n.run("create");
           assert.equal(r.code, 0, r.stderr);
           assert.deepEqual((await n.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
+          // Each look costs the node a `systemctl show` and a request while kubelet starts: over
+          // the 4 s, pauses of 0.05, 0.1 and 0.2 s, then 0.25 s, make about 17 requests. Twenty
+          // looks a second for the first second, as before, made over 30.
+          const looks = n.text(KUBELET_HEALTHZ_LOG).split("\n").filter(Boolean).length;
+          assert.ok(looks >= 4 && looks <= 24, `${looks} healthz requests while kubelet started`);
           assert.equal((await n.run("delete")).code, 0);
         }),
     );

@@ -17,6 +17,8 @@ export const SSH_PORT = 22;
 export const DNS_SERVER = "/usr/local/lib/nodelocaldns-test/dns-server.py";
 export const KUBELET_EFFECTIVE = "/run/kubelet/effective.json";
 export const KUBELET_STARTS_LOG = "/var/lib/kubelet-standin/starts.log";
+/** One line per /healthz request the stand-in kubelet answered. */
+export const KUBELET_HEALTHZ_LOG = "/var/lib/kubelet-standin/healthz.log";
 
 /** The first rootfs build runs debootstrap: minutes. */
 export const ROOTFS_TIMEOUT_MS = 30 * 60_000;

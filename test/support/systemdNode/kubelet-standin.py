@@ -7,7 +7,8 @@ pflag does, loads the --config file and the --config-dir drop-ins, checks
 clusterDNS, and then runs like a daemon, serving /healthz and /configz. What
 it ended up with is written to /run/kubelet/effective.json, and every start
 is appended to /var/lib/kubelet-standin/starts.log, so that tests can see
-which configuration a restart really picked up.
+which configuration a restart really picked up, and every /healthz request
+to /var/lib/kubelet-standin/healthz.log (how often a waiting client looks).
 
 Failure knobs, read at start from /etc/kubelet-standin/:
   fail-start      present: exit 1 at once (a kubelet that cannot start)
@@ -34,6 +35,7 @@ import yaml
 
 EFFECTIVE_FILE = "/run/kubelet/effective.json"
 STARTS_LOG = "/var/lib/kubelet-standin/starts.log"
+HEALTHZ_LOG = "/var/lib/kubelet-standin/healthz.log"
 KNOBS_DIR = "/etc/kubelet-standin"
 API_VERSION = "kubelet.config.k8s.io/v1beta1"
 KIND = "KubeletConfiguration"
@@ -349,7 +351,10 @@ def make_handler(config, started, healthz_delay):
 
         def do_GET(self):  # noqa: N802 (http.server's name)
             if self.path == "/healthz":
-                if time.monotonic() - started < healthz_delay:
+                starting = time.monotonic() - started < healthz_delay
+                with open(HEALTHZ_LOG, "a", encoding="utf-8") as f:
+                    f.write(f"pid={os.getpid()} {503 if starting else 200}\n")
+                if starting:
                     self.reply(503, "healthz check failed: starting\n", "text/plain")
                 else:
                     self.reply(200, "ok", "text/plain; charset=utf-8")
