@@ -2,8 +2,8 @@
 // same resource graph as index.ts for the same stack config (the six objects, the command
 // provider, a guard, a switch and a cleanup per node with the same options, the switches in the same
 // rounds), whose Commands do nothing on the node: `true`, no stdin. What it costs is the engine,
-// the providers, the DaemonSet's readiness wait and one SSH session per Command; what ours costs
-// beyond it is the node program's work and the kubelet restarts.
+// the providers, the DaemonSet's readiness wait and one SSH session per Command that runs on up
+// (the switch's); what ours costs beyond it is the node program's work and the kubelet restarts.
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -64,7 +64,9 @@ class Floor extends pulumi.ComponentResource {
           triggers: [node.host, node.port, settings.stateDir],
         };
         const base = { parent: this, provider, deleteBeforeReplace: true };
-        const guard = new command.remote.Command(`${name}-kubelet-guard-${node.name}`, args, {
+        // As the component's guard: a delete only, so up records it without connecting.
+        const guardArgs = { connection: args.connection, delete: "true", triggers: args.triggers };
+        const guard = new command.remote.Command(`${name}-kubelet-guard-${node.name}`, guardArgs, {
           ...base,
           dependsOn: [ds],
         });

@@ -283,7 +283,7 @@ tests), a local control plane with kwok Nodes, and systemd test nodes reached ov
 with node-cache (the stand-in) run by the suite's pod runner. Ours is this project's program;
 the floor (bench/realEngineFloor.ts) registers the same resource graph for the same config, with
 Commands that run \`true\` and send no program: the engine, the providers, the DaemonSet's
-readiness and one SSH session per Command. Goal: ours at most ${REAL_ENGINE_GOAL}x the floor plus one kubelet
+readiness and one SSH session per Command that runs on the node (the guard, as ours, has a delete only). Goal: ours at most ${REAL_ENGINE_GOAL}x the floor plus one kubelet
 restart per round. Each run is an \`up\` then a \`destroy\`, ours and the floor alternating,
 on the same nodes; every node's kubelet is checked on the cache after our \`up\` and back on
 kube-dns after each \`destroy\`.

@@ -209,8 +209,9 @@ export class NodeLocalDns extends pulumi.ComponentResource {
    * - the guard: Pulumi records a create only when it completes, so a switch cut short (an
    *   interrupted `pulumi up`) would have no delete. The guard is recorded first; its delete runs
    *   on destroy after the switch's, before the DaemonSet goes, and reverts whatever the node's
-   *   own record says (nothing, normally). It has no replaceWith: it must never be deleted while
-   *   its node stays switched.
+   *   own record says (nothing, normally). It has a delete only: the command provider records it
+   *   without connecting, so `up` opens one SSH session per node, the switch's. It has no
+   *   replaceWith: it must never be deleted while its node stays switched.
    * - deleteBeforeReplace: the old revert runs before the new switch, never after it.
    * - replaceWith DaemonSet (the switch only): a replaced DaemonSet (pods gone) reverts and
    *   re-switches kubelet.
@@ -240,7 +241,7 @@ export class NodeLocalDns extends pulumi.ComponentResource {
       for (const node of batch) {
         const guard = new command.remote.Command(
           `${name}-kubelet-guard-${node.name}`,
-          nodeCommandArgs(node, settings, resolved, renderGuardProgram),
+          nodeDeleteArgs(node, settings, resolved, renderGuardProgram),
           {
             parent: this,
             provider: this.commandProvider,
@@ -252,7 +253,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
         const kubeletSwitch = new command.remote.Command(
           `${name}-kubelet-${node.name}`,
           {
-            ...nodeCommandArgs(node, settings, resolved, renderSwitchLauncher),
+            ...nodeDeleteArgs(node, settings, resolved, renderSwitchLauncher),
+            create: nodeCommandText(node, "create"),
             // The repair numbers come with the live view, which registrations do not wait for.
             update: repairs.apply((numbers) => nodeCommandText(node, "update", numbers[node.name])),
           },
@@ -353,7 +355,8 @@ export class NodeLocalDns extends pulumi.ComponentResource {
   }
 }
 
-function nodeCommandArgs(
+/** What the switch and the guard share: the node's connection, program, delete and triggers. */
+function nodeDeleteArgs(
   node: NodeSettings,
   settings: Settings,
   resolved: pulumi.Output<ResolvedSettings>,
@@ -362,8 +365,6 @@ function nodeCommandArgs(
   return {
     connection: pulumi.secret(nodeConnection(node)),
     stdin: resolved.apply((s) => render(nodeScriptParams(s, node))),
-    create: nodeCommandText(node, "create"),
-    update: nodeCommandText(node, "update"),
     delete: nodeCommandText(node, "delete"),
     triggers: [node.host, node.port, settings.stateDir],
   };

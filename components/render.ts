@@ -75,10 +75,9 @@ export function renderStack(
 
 /** What the node's three Commands run, and how to run the same by hand. */
 function commandsText(node: NodeSettings): string {
-  const lines = (what: string, file: string) =>
-    (["create", "update", "delete"] as const).map(
-      (action) => `${what} ${action}: ${nodeCommandText(node, action)} < ${file}`,
-    );
+  const switchLines = (["create", "update", "delete"] as const).map(
+    (action) => `switch ${action}: ${nodeCommandText(node, action)} < switch.bash`,
+  );
   return (
     [
       `# The commands pulumi runs on node ${node.name} (${node.user}@${node.host}:${node.port}),`,
@@ -87,9 +86,9 @@ function commandsText(node: NodeSettings): string {
       "# By hand, as root on the node once the cache runs there: bash switch.bash check",
       "# A drift repair (README: Drift repair) runs the switch's update with one more word,",
       "# repair-<n>, which the program only logs: `pulumi preview` shows the text it runs.",
-      "# The cleanup runs only on destroy, after the DaemonSet is gone.",
-      ...lines("switch", "switch.bash"),
-      ...lines("guard ", "guard.bash"),
+      "# The guard runs only on destroy, before the DaemonSet goes; the cleanup after it is gone.",
+      ...switchLines,
+      `guard  delete: ${nodeCommandText(node, "delete")} < guard.bash`,
       `cleanup delete: ${nodeCommandText(node, "delete")} < cleanup.bash`,
     ].join("\n") + "\n"
   );

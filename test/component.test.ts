@@ -218,7 +218,7 @@ describe("NodeLocalDns kubelet Commands", () => {
     });
   });
 
-  it("run the switch launcher and the guard from stdin, through sudo for a non-root user", async () => {
+  it("run the switch launcher and the guard from stdin, through sudo for a non-root user; the guard on delete only", async () => {
     const { renderGuardProgram, renderSwitchLauncher } = await import("../components/nodeScript");
     const { nodeScriptParams } = await import("../components/nodeCommand");
     const s = resolvedSettings({ ...settings, clusterDnsIp: "10.96.0.10" });
@@ -229,12 +229,15 @@ describe("NodeLocalDns kubelet Commands", () => {
         [commands()[i], renderSwitchLauncher(params)],
         [guards()[i], renderGuardProgram(params)],
       ] as const) {
-        assert.equal(cmd.inputs.create, `${run} create`);
-        assert.equal(cmd.inputs.update, `${run} update`);
         assert.equal(cmd.inputs.delete, `${run} delete`);
         assert.equal(cmd.inputs.stdin, program);
         assert.deepEqual(cmd.inputs.triggers, [node.host, node.port, s.stateDir]);
       }
+      assert.equal(commands()[i].inputs.create, `${run} create`);
+      assert.equal(commands()[i].inputs.update, `${run} update`);
+      // Without create or update, the command provider records the guard without connecting.
+      assert.equal(guards()[i].inputs.create, undefined);
+      assert.equal(guards()[i].inputs.update, undefined);
     }
   });
 
@@ -300,8 +303,9 @@ describe("render equals what the component registers", () => {
       const lines = content(`nodes/${node.name}/commands.txt`) ?? "";
       for (const action of ["create", "update", "delete"]) {
         assert.ok(lines.includes(`switch ${action}: ${String(commands()[i].inputs[action])} <`));
-        assert.ok(lines.includes(`guard  ${action}: ${String(guards()[i].inputs[action])} <`));
       }
+      assert.ok(lines.includes(`guard  delete: ${String(guards()[i].inputs.delete)} <`));
+      assert.ok(!lines.includes("guard  create"));
       assert.ok(lines.includes(`cleanup delete: ${String(cleanups()[i].inputs.delete)} <`));
     }
   });

@@ -491,7 +491,10 @@ describe("the revert guard", { ...options, concurrency: NODES }, () => {
         nothing.stdout,
         /no saved node program in \/var\/lib\/nodelocaldns: nothing to revert/,
       );
-      assert.equal((await n.guard("create")).code, 0);
+      // The guard Command has no create: run with one, its program changes nothing and says so.
+      const create = await n.guard("create");
+      assert.equal(create.code, 2, create.stderr);
+      assert.match(create.stderr, /^nodelocaldns-guard\[[^\]]+\]: usage: bash -s delete < guard$/m);
       assert.equal((await n.run("create")).code, 0);
       // destroy: the switch's own delete never runs (its create was not recorded); the guard's does.
       const r = await n.guard("delete");

@@ -235,8 +235,8 @@ describe("the program with discovery", () => {
   });
 
   it("switches the selected Ready Node with its override and its known_hosts key", () => {
-    const [guard, kubeletSwitch] = commandsOf("w1");
-    assert.ok(guard && kubeletSwitch);
+    const kubeletSwitch = commandsOf("w1").find((r) => r.name === "nodelocaldns-kubelet-w1");
+    assert.ok(kubeletSwitch);
     const connection = unwrapSecret(kubeletSwitch.inputs.connection).value as Record<
       string,
       unknown

@@ -112,8 +112,16 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
     "up: every object the API server holds is what render writes; every node switched",
     STEP,
     async () => {
+      const sessionsBefore = await sshSessionsOf(cluster.nodes);
       const up = await ws.operation("up", STACK);
       assert.ok(up.ok, up.error ?? up.log);
+      // One SSH session per switched node, its switch's: the guard and the cleanup have no create.
+      const sessionsAfter = await sshSessionsOf(cluster.nodes);
+      assert.deepEqual(
+        sessionsAfter.map((after, i) => after - sessionsBefore[i]!),
+        [1, 1, 0],
+        "SSH sessions per node during up",
+      );
       assert.equal(up.outputs?.clusterDnsIp, KUBE_DNS_IP, "read from kube-system/kube-dns");
       const switches = up.outputs?.kubeletSwitches as Record<string, string>;
       for (const n of cluster.nodes.slice(0, 2)) {
@@ -739,6 +747,17 @@ async function setNodes(nodes: ClusterNode[]): Promise<void> {
     const key = fs.readFileSync(n.program.node.privateKeyPath, "utf8");
     ok(await ws.cli(["config", "set", "--secret", "--path", `nodes[${i}].privateKey`], key));
   }
+}
+
+/** SSH sessions each node's sshd accepted so far, from its journal. */
+async function sshSessionsOf(nodes: ClusterNode[]): Promise<number[]> {
+  return Promise.all(
+    nodes.map(async (n) => {
+      const log = await n.program.node.run("journalctl --no-pager -o cat _COMM=sshd");
+      assert.equal(log.code, 0, log.stderr);
+      return log.stdout.split("\n").filter((l) => l.startsWith("Accepted ")).length;
+    }),
+  );
 }
 
 async function startsOf(nodes: ClusterNode[]): Promise<number[]> {
