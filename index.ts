@@ -37,6 +37,7 @@ import {
   reportPods,
   verifySwitches,
   switchesOfThisUpdate,
+  switchOutcome,
   switchTimes,
   repairLine,
   repairNumbers,
@@ -304,8 +305,9 @@ function stackOutputs(
     localDnsIp: dns.localDnsIp,
     namespace: dns.namespace,
     daemonSetName: dns.daemonSet.metadata.name,
+    // Per node, the line its switch ended with; the whole output stays in the switch's state.
     kubeletSwitches: Object.fromEntries(
-      fleet.nodes.map((node, i) => [node.name, dns.kubeletSwitches[i].stdout]),
+      fleet.nodes.map((node, i) => [node.name, dns.kubeletSwitches[i].stdout.apply(switchOutcome)]),
     ),
     // With kubeadmKubeletConfig: what kube-system/kubelet-config listed before us, and now.
     kubeadmKubeletConfig:

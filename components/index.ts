@@ -31,6 +31,7 @@ export {
 export { OLD_PODS_TEAR_DOWN_WARNING, tearsDownOnExit } from "./daemonSetRollout";
 export { shortReason } from "./kubeClient";
 export { reportPods, verifySwitches } from "./afterSwitch";
+export { switchOutcome } from "./switchOutput";
 export { liveView, LiveNodeView, LiveRead, LiveState, parseConfigz } from "./kubeletLive";
 export {
   nodesToVerify,

@@ -76,7 +76,9 @@ describe(
       assert.ok(up.ok, up.error ?? up.log);
       const node = cluster.nodes[0]!;
       assert.deepEqual((await node.program.kubelet()).effective?.clusterDNS, [LOCAL_DNS_IP]);
-      const switched = (up.outputs?.kubeletSwitches as Record<string, string>)[node.name] ?? "";
+      const outcome = (up.outputs?.kubeletSwitches as Record<string, string>)[node.name] ?? "";
+      assert.match(outcome, /: switched: cluster DNS 10\.96\.0\.10 -> 169\.254\.20\.10 in /);
+      const switched = String(ws.outputsOf(STACK, `nodelocaldns-kubelet-${node.name}`).stdout);
       assert.match(switched, /the cache answers on 169\.254\.20\.10:53/);
       // Not a pod that turned Ready meanwhile: kube-dns-upstream still lists it as not ready.
       const upstream = await cluster.controlPlane.api.get<Endpoints>(

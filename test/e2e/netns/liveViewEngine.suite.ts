@@ -175,7 +175,9 @@ describe(
         assert.ok(up.ok, up.error ?? up.log);
         assert.deepEqual(await dnsOf(n1), [LOCAL_DNS_IP]);
         assertChanges(up.summary?.resourceChanges, { update: 1 }, up.log);
-        const switched = (up.outputs?.kubeletSwitches as Record<string, string>)[n1.name]!;
+        const outcome = (up.outputs?.kubeletSwitches as Record<string, string>)[n1.name]!;
+        assert.match(outcome, /: switched: cluster DNS 10\.96\.0\.10 -> 169\.254\.20\.10 in /);
+        const switched = String(ws.outputsOf(STACK, `nodelocaldns-kubelet-${n1.name}`).stdout);
         assert.match(switched, /update \(repair-1: the control plane saw kubelet off the cache\)/);
         assert.match(switched, /was put back to 10\.96\.0\.10 since the switch/);
         assert.deepEqual(up.outputs?.kubeletVerified, {

@@ -152,6 +152,16 @@ export class PulumiWorkspace {
     return JSON.parse(fs.readFileSync(file, "utf8"));
   }
 
+  /** The outputs the stack's state holds for the resource named `name` (its URN's last part). */
+  outputsOf(stack: string, name: string): Record<string, unknown> {
+    const state = this.checkpoint(stack) as {
+      checkpoint: { latest: { resources?: { urn: string; outputs?: Record<string, unknown> }[] } };
+    };
+    const found = state.checkpoint.latest.resources?.find((r) => r.urn.endsWith(`::${name}`));
+    if (found === undefined) throw new Error(`${name}: not in the state of stack ${stack}`);
+    return found.outputs ?? {};
+  }
+
   remove(): void {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -18,8 +18,8 @@
 # Output and failure
 #
 # Every line names the node, so that a fleet's `pulumi up` log reads node by node. Progress goes
-# to stdout (the stack keeps it in its `kubeletSwitches` output); the line that says why a run
-# failed goes to stderr.
+# to stdout (the switch's state keeps it, the stack output `kubeletSwitches` its last line); the
+# line that says why a run failed goes to stderr.
 #
 # Writing to stdout also tells whether the SSH client is still there: when `pulumi up` is
 # interrupted, sshd closes our stdout and the next write fails. SIGPIPE is ignored (see main), so
