@@ -1,6 +1,6 @@
 // The Pulumi side of the end-to-end tests: the CLI and plugins built from Go modules
 // (test/e2e/toolchain), an isolated PULUMI_HOME and local state backend, a project directory that
-// links this repository's Pulumi.yaml and index.ts (so stack files never land in the repository),
+// holds this repository's Pulumi.yaml and program (so stack files never land in the repository),
 // and helpers that run the real CLI there and one operation at a time through runner.ts.
 
 import { spawn } from "node:child_process";
@@ -55,14 +55,14 @@ export class PulumiWorkspace {
     const projectDir = path.join(dir, "project");
     fs.mkdirSync(projectDir);
     fs.mkdirSync(path.join(dir, "state"));
-    for (const name of [
-      "Pulumi.yaml",
-      "index.ts",
-      "package.json",
-      "tsconfig.json",
-      "node_modules",
-    ]) {
+    for (const name of ["Pulumi.yaml", "package.json", "tsconfig.json", "node_modules"]) {
       fs.symlinkSync(path.join(ROOT, name), path.join(projectDir, name));
+    }
+    // The program itself is copied: the SDK stores each resource's source position relative to the
+    // project directory, so the state then holds what an operator's does (a symlink would resolve
+    // to paths outside the project, longer in every Command's state).
+    for (const name of ["index.ts", "components"]) {
+      fs.cpSync(path.join(ROOT, name), path.join(projectDir, name), { recursive: true });
     }
     const env: NodeJS.ProcessEnv = {
       PATH: `${path.dirname(tools.pulumi)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
