@@ -179,6 +179,39 @@ describe("pulumi up and destroy, for real", { ...options, concurrency: 1 }, () =
   );
 
   it(
+    "guards of an earlier version (with a create and an update) are updated without connecting",
+    STEP,
+    async () => {
+      // The state an earlier version left: each guard with create and update texts, as it had
+      // when its create printed that it was in place.
+      const file = path.join(ws.dir, "earlier-guards.json");
+      ok(await ws.cli(["stack", "export", "--file", file]));
+      const exported = JSON.parse(fs.readFileSync(file, "utf8")) as {
+        deployment: { resources: { urn: string; inputs?: object; outputs?: object }[] };
+      };
+      const guards = exported.deployment.resources.filter((r) => r.urn.includes("-kubelet-guard-"));
+      assert.equal(guards.length, 2);
+      for (const guard of guards) {
+        const texts = { create: "bash -s create", update: "bash -s update" };
+        Object.assign(guard.inputs!, texts);
+        Object.assign(guard.outputs!, texts);
+      }
+      fs.writeFileSync(file, JSON.stringify(exported));
+      ok(await ws.cli(["stack", "import", "--file", file]));
+      const starts = await startsOf(cluster.nodes);
+      const sessions = await sshSessionsOf(cluster.nodes);
+      const up = await ws.operation("up", STACK);
+      assert.ok(up.ok, up.error ?? up.log);
+      assert.equal(up.summary?.resourceChanges?.update, 2, JSON.stringify(up.summary));
+      assert.deepEqual(await sshSessionsOf(cluster.nodes), sessions, "no SSH session");
+      assert.deepEqual(await startsOf(cluster.nodes), starts, "no kubelet restart");
+      const again = await ws.operation("up", STACK);
+      assert.ok(again.ok, again.error);
+      assert.deepEqual(Object.keys(again.summary?.resourceChanges ?? {}).sort(), ["read", "same"]);
+    },
+  );
+
+  it(
     "a DaemonSet of an earlier version (node-cache without -skipteardown) is updated old pod first, once",
     STEP,
     async () => {
