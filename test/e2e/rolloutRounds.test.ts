@@ -4,7 +4,8 @@
 // `up` switches the rest, the second round only after the first; the state holds one gate
 // dependency per switch of the second round; destroy reverts the second round before the first.
 // The order is read from each node's kubelet start log (the stand-in kubelet records every start
-// with its cluster DNS).
+// with its cluster DNS). Then one round of four (batchSize 4), held on the nodes by a cache that
+// refuses connections: how many switches run at once under the CLI's --parallel.
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -120,8 +121,86 @@ describe(
         assert.ok(revertedAt[i]! > secondRoundDone, `${nodes[i]!.name} reverted after round 2`);
       }
     });
+
+    // The engine's --parallel, seen on the nodes: one round of four whose switches all wait for
+    // the cache (refused on every node), so that each stays running on its node until the test
+    // lets the cache answer.
+    it(
+      "a round of four switches four at once under the CLI's default --parallel",
+      STEP,
+      async () => {
+        ok(await ws.cli(["config", "set", "--path", "rollout.batchSize", "4"]));
+        const most = await upWithCacheRefused({}, 4, 0);
+        assert.equal(most, 4, "the four switches of the round ran at once");
+      },
+    );
+
+    it("--parallel 2 runs two switches of that round at a time", STEP, async () => {
+      const down = await ws.operation("destroy", STACK);
+      assert.ok(down.ok, down.error ?? down.log);
+      // Two waiting, then long enough for a third to have started had the engine allowed it.
+      const most = await upWithCacheRefused({ parallel: 2 }, 2, 4_000);
+      assert.equal(most, 2, "never more than two switches at once");
+      const again = await ws.operation("destroy", STACK);
+      assert.ok(again.ok, again.error ?? again.log);
+      for (const n of cluster.nodes) assert.deepEqual(await dnsOf(n), [KUBE_DNS_IP], n.name);
+    });
   },
 );
+
+/** How long a round may take to show its switches waiting, and an `up` to end after. */
+const WATCH_MS = 60_000;
+const POLL_MS = 200;
+
+/**
+ * Runs `up` (with `args`) while every node refuses connections to the cache, so that each switch
+ * waits on its node; watches how many nodes run a switch at once until `enough` do, then
+ * `thenMs` more; lets the cache answer, and waits for `up` to succeed with every node switched.
+ * Returns the most switches seen running at once.
+ */
+async function upWithCacheRefused(
+  args: Record<string, unknown>,
+  enough: number,
+  thenMs: number,
+): Promise<number> {
+  const nodes = cluster.nodes;
+  for (const n of nodes) await refuseCache(n, true);
+  let most = 0;
+  let up: ReturnType<typeof ws.operation> | undefined;
+  try {
+    up = ws.operation("up", STACK, args, undefined, 5 * 60_000);
+    const deadline = Date.now() + WATCH_MS;
+    let enoughSince: number | undefined;
+    while (Date.now() < deadline) {
+      const running = (await Promise.all(nodes.map(switchRunning))).filter(Boolean).length;
+      most = Math.max(most, running);
+      if (most >= enough) enoughSince ??= Date.now();
+      if (enoughSince !== undefined && Date.now() - enoughSince >= thenMs) break;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    for (const n of nodes) await refuseCache(n, false);
+  }
+  const result = await up;
+  assert.ok(result.ok, result.error ?? result.log);
+  for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
+  return most;
+}
+
+/** Makes the node refuse (or accept again) TCP connections to the cache's DNS port. */
+async function refuseCache(n: ClusterNode, refuse: boolean): Promise<void> {
+  const rule = `INPUT -p tcp -d ${LOCAL_DNS_IP} --dport 53 -j REJECT --reject-with tcp-reset`;
+  const command = refuse
+    ? `iptables -w -I ${rule}`
+    : `if iptables -w -C ${rule} 2>/dev/null; then iptables -w -D ${rule}; fi`;
+  const r = await n.program.node.run(command);
+  assert.equal(r.code, 0, `${n.name}: ${r.stderr}`);
+}
+
+/** Whether the node runs a switch now: the program's bash, `bash -s create`. */
+async function switchRunning(n: ClusterNode): Promise<boolean> {
+  return (await n.program.node.run("pgrep -x -f 'bash -s create' >/dev/null")).code === 0;
+}
 
 interface StateResource {
   urn: string;
