@@ -164,10 +164,11 @@ async function upWithCacheRefused(
   thenMs: number,
 ): Promise<number> {
   const nodes = cluster.nodes;
-  for (const n of nodes) await refuseCache(n, true);
   let most = 0;
   let up: ReturnType<typeof ws.operation> | undefined;
+  let failure: unknown;
   try {
+    for (const n of nodes) await refuseCache(n, true);
     up = ws.operation("up", STACK, args, undefined, 5 * 60_000);
     const deadline = Date.now() + WATCH_MS;
     let enoughSince: number | undefined;
@@ -178,11 +179,16 @@ async function upWithCacheRefused(
       if (enoughSince !== undefined && Date.now() - enoughSince >= thenMs) break;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
+  } catch (error) {
+    failure = error;
   } finally {
     for (const n of nodes) await refuseCache(n, false);
   }
+  // The cache answers again, so `up` ends either way: waited for before any failure is reported,
+  // so that no operation outlives the test.
   const result = await up;
-  assert.ok(result.ok, result.error ?? result.log);
+  if (failure !== undefined) throw failure;
+  assert.ok(result?.ok, result?.error ?? result?.log);
   for (const n of nodes) assert.deepEqual(await dnsOf(n), [LOCAL_DNS_IP], n.name);
   return most;
 }
