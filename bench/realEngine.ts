@@ -135,7 +135,8 @@ export async function measureRealEngine(
         const up = await timed(() => ws!.operation("up", which, { parallel }, program));
         const upEndedAt = Date.now();
         const cpuAfter = upCpu(cluster.nodes);
-        result[which].afterDaemonSet.push(upEndedAt - daemonSetReadyAt(ws.checkpoint(which)));
+        const checkpoint = ws.checkpoint(which);
+        result[which].afterDaemonSet.push(upEndedAt - daemonSetReadyAt(checkpoint));
         result[which].upCpu.push({
           machine: cpuAfter.machine - cpuBefore.machine,
           nodes: cpuAfter.nodes - cpuBefore.nodes,
@@ -144,7 +145,6 @@ export async function measureRealEngine(
         if (which === "ours") {
           await expectDns(cluster.nodes, LOCAL_DNS_IP);
           if (r === 0) {
-            const checkpoint = ws.checkpoint("ours");
             perNodeCheckpoint(checkpoint, result);
             result.stateBytes = Buffer.byteLength(JSON.stringify(checkpoint));
           }
